@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.h
+ *		  The Ops Manager / Cloud Manager live-migration link API, as the FDW
+ *		  callbacks see it: scan links, create one, delete some.
+ *
+ * api.c is the only file that knows the API's URLs, JSON shapes and HTTP
+ * codes, and how each failure becomes an ereport with a SQLSTATE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OPSMIG_API_H
+#define OPSMIG_API_H
+
+#include "opsmig_fdw.h"
+
+/* One row of a scan. */
+typedef struct OpsmigLink
+{
+	char	   *org_id;
+	char	   *org_name;		/* NULL unless the scan listed organizations */
+	char	   *status;
+} OpsmigLink;
+
+typedef struct OpsmigScan OpsmigScan;
+
+extern void api_check_org_id(const char *org_id, const char *what);
+
+/*
+ * A scan lives in the caller's current memory context, which must be one
+ * the caller deletes when the scan ends (or the statement fails): that
+ * releases every transfer still in flight.
+ */
+extern OpsmigScan *api_scan_begin(OpsmigConn *conn, List *org_ids,
+								  bool list_all, bool need_names);
+extern bool api_scan_next(OpsmigScan *scan, OpsmigLink *link);
+
+extern char *api_create_link(OpsmigConn *conn, const char *org_id,
+							 const char *link_token);
+extern int	api_delete_links(OpsmigConn *conn, List *org_ids);
+
+#endif							/* OPSMIG_API_H */

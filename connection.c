@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.c
+ *		  Per-user-mapping connection state of opsmig_fdw: the cache of HTTP
+ *		  sessions, its invalidation, and the transaction bookkeeping of
+ *		  remote changes that no ROLLBACK can undo.
+ *
+ * As in postgres_fdw, one entry per user mapping OID lives for the life of
+ * the backend, so keep-alive connections and digest nonces are reused from
+ * query to query.  A change to the server or the mapping marks the entry
+ * invalid; it is rebuilt the next time it is asked for while no request of
+ * it is in flight.  The counters survive rebuilds.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "lib/stringinfo.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "http.h"
+#include "opsmig_fdw.h"
+
+static HTAB *ConnectionHash = NULL;
+
+/* Remote changes made by the current transaction, with their nest level. */
+typedef struct RemoteChange
+{
+	int			level;
+	char		what[FLEXIBLE_ARRAY_MEMBER];
+} RemoteChange;
+
+static List *remote_changes = NIL;
+
+static void opsmig_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+static void opsmig_xact_callback(XactEvent event, void *arg);
+static void opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									SubTransactionId parentSubid, void *arg);
+
+static void
+opsmig_connection_init(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(OpsmigConn);
+	ConnectionHash = hash_create("opsmig_fdw connections", 8, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, opsmig_inval_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID, opsmig_inval_callback, (Datum) 0);
+	RegisterXactCallback(opsmig_xact_callback, NULL);
+	RegisterSubXactCallback(opsmig_subxact_callback, NULL);
+}
+
+static void
+opsmig_disconnect(OpsmigConn *conn)
+{
+	if (conn->http)
+		http_session_destroy(conn->http);
+	conn->http = NULL;
+	/* Do not leave the private key lying in freed memory. */
+	if (conn->private_key)
+		explicit_bzero(conn->private_key, strlen(conn->private_key));
+	conn->private_key = NULL;
+	if (conn->cxt)
+		MemoryContextDelete(conn->cxt);
+	conn->cxt = NULL;
+}
+
+static void
+opsmig_connect(OpsmigConn *conn, UserMapping *user)
+{
+	ForeignServer *server = GetForeignServer(user->serverid);
+	MemoryContext old;
+
+	conn->cxt = AllocSetContextCreate(TopMemoryContext, "opsmig_fdw connection",
+									  ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(conn->cxt);
+	conn->serverid = server->serverid;
+	conn->server_name = pstrdup(server->servername);
+	opsmig_get_server_options(server, &conn->opts);
+	opsmig_get_user_keys(user, server, &conn->public_key, &conn->private_key);
+	MemoryContextSwitchTo(old);
+
+	conn->server_hashvalue = GetSysCacheHashValue1(FOREIGNSERVEROID,
+												   ObjectIdGetDatum(server->serverid));
+	conn->mapping_hashvalue = GetSysCacheHashValue1(USERMAPPINGOID,
+													ObjectIdGetDatum(user->umid));
+	conn->invalidated = false;
+	conn->http = http_session_create(conn->cxt, &conn->opts, conn->public_key,
+									 conn->private_key, &conn->stats);
+	elog(DEBUG1, "opsmig_fdw: new HTTP session for server \"%s\", API key \"%s\"",
+		 conn->server_name, conn->public_key);
+}
+
+/*
+ * The connection of a user mapping, built on first use or after the server
+ * or mapping changed.
+ */
+OpsmigConn *
+opsmig_get_connection(UserMapping *user)
+{
+	OpsmigConn *conn;
+	bool		found;
+
+	if (ConnectionHash == NULL)
+		opsmig_connection_init();
+
+	conn = hash_search(ConnectionHash, &user->umid, HASH_ENTER, &found);
+	if (!found)
+	{
+		Oid			umid = conn->umid;
+
+		memset(conn, 0, sizeof(OpsmigConn));
+		conn->umid = umid;
+	}
+	if (conn->http && conn->invalidated && !http_session_busy(conn->http))
+		opsmig_disconnect(conn);
+	if (conn->http == NULL)
+	{
+		PG_TRY();
+		{
+			opsmig_connect(conn, user);
+		}
+		PG_CATCH();
+		{
+			conn->http = NULL;
+			opsmig_disconnect(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return conn;
+}
+
+OpsmigStats *
+opsmig_conn_stats(OpsmigConn *conn)
+{
+	return &conn->stats;
+}
+
+/* Walk every cached connection (for the stats functions). */
+void
+opsmig_connection_foreach(void (*fn) (OpsmigConn *conn, void *arg), void *arg)
+{
+	HASH_SEQ_STATUS scan;
+	OpsmigConn *conn;
+
+	if (ConnectionHash == NULL)
+		return;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+		fn(conn, arg);
+}
+
+static void
+opsmig_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	OpsmigConn *conn;
+
+	hash_seq_init(&scan, ConnectionHash);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+	{
+		if (conn->http == NULL)
+			continue;
+		if (hashvalue == 0 ||
+			(cacheid == FOREIGNSERVEROID && conn->server_hashvalue == hashvalue) ||
+			(cacheid == USERMAPPINGOID && conn->mapping_hashvalue == hashvalue))
+			conn->invalidated = true;
+	}
+}
+
+/* ----------------------------------------------------------------
+ * Remote changes and transactions
+ *
+ * INSERT and DELETE act on the API at once; a ROLLBACK cannot undo them.
+ * We keep a note of each, warn at (sub)transaction abort with the list,
+ * and refuse PREPARE TRANSACTION after one, as postgres_fdw refuses it.
+ * ----------------------------------------------------------------
+ */
+
+void
+opsmig_note_remote_change(const char *what)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	RemoteChange *rc = palloc(offsetof(RemoteChange, what) + strlen(what) + 1);
+
+	rc->level = GetCurrentTransactionNestLevel();
+	strcpy(rc->what, what);
+	remote_changes = lappend(remote_changes, rc);
+	MemoryContextSwitchTo(old);
+
+	if (ConnectionHash == NULL)
+		opsmig_connection_init();	/* so the callbacks are registered */
+}
+
+/* Warn about, and forget, the changes made at nesting level >= level. */
+static void
+opsmig_warn_changes(int level, bool subxact)
+{
+	StringInfoData buf;
+	List	   *keep = NIL;
+	ListCell   *lc;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	foreach(lc, remote_changes)
+	{
+		RemoteChange *rc = lfirst(lc);
+
+		if (rc->level >= level)
+		{
+			appendStringInfo(&buf, "%s%s", n > 0 ? "\n" : "", rc->what);
+			n++;
+			pfree(rc);
+		}
+		else
+			keep = lappend(keep, rc);
+	}
+	if (n > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg_plural("%s rolled back, but %d change made through opsmig_fdw stays done",
+							   "%s rolled back, but %d changes made through opsmig_fdw stay done",
+							   n, subxact ? "subtransaction" : "transaction", n),
+				 errdetail_internal("%s", buf.data),
+				 errhint("Migration links are changed in the API at once; check them with SELECT and undo by hand if needed.")));
+	pfree(buf.data);
+
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		List	   *copy = list_copy(keep);
+
+		MemoryContextSwitchTo(old);
+		list_free(remote_changes);
+		list_free(keep);
+		remote_changes = copy;
+	}
+}
+
+static void
+opsmig_forget_changes(void)
+{
+	list_free_deep(remote_changes);
+	remote_changes = NIL;
+}
+
+static void
+opsmig_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (remote_changes != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has changed migration links through opsmig_fdw"),
+						 errdetail("Those changes are already done in the API and cannot take part in two-phase commit.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			opsmig_forget_changes();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			opsmig_warn_changes(0, false);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		opsmig_warn_changes(level, true);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* The parent now owns them: its abort must still warn. */
+		foreach(lc, remote_changes)
+		{
+			RemoteChange *rc = lfirst(lc);
+
+			if (rc->level >= level)
+				rc->level = level - 1;
+		}
+	}
+}

@@ -1,0 +1,747 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.c
+ *		  The HTTP transport: one libcurl multi handle per user mapping, a
+ *		  pool of persistent easy handles, and batches of requests driven by
+ *		  a wait loop that sleeps on the backend's latch and curl's sockets.
+ *
+ * Why this shape:
+ *	- Easy handles are kept and reused, because each one remembers its digest
+ *	  nonce: a reused handle answers the server's challenge once and then
+ *	  sends credentials up front with an increasing nonce count.  The multi
+ *	  handle keeps the TCP/TLS connections alive between queries.
+ *	- The wait loop uses a WaitEventSet with MyLatch and every socket curl
+ *	  asked us to watch, so Ctrl-C, pg_cancel_backend() and statement_timeout
+ *	  (all of which set the latch) wake it at once; CHECK_FOR_INTERRUPTS()
+ *	  then throws, and the batch's memory context callback detaches whatever
+ *	  was in flight.  Nothing here ever throws from inside a curl callback:
+ *	  the callbacks only record, using malloc, and report failure to curl.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "http.h"
+
+/* Hard ceiling on pooled handles, whatever max_concurrent_requests says. */
+#define HTTP_MAX_HANDLES	128
+/* Sockets curl may ask us to watch at once (a few per handle at most). */
+#define HTTP_MAX_SOCKETS	(HTTP_MAX_HANDLES * 2)
+
+struct HttpHandle
+{
+	CURL	   *easy;
+	bool		in_use;
+	bool		configured;
+};
+
+typedef struct HttpSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN / OUT / INOUT */
+} HttpSocket;
+
+struct HttpSession
+{
+	CURLM	   *multi;
+	const OpsmigServerOptions *opts;
+	const char *user;
+	const char *password;
+	OpsmigStats *stats;
+	struct curl_slist *headers;
+
+	HttpHandle	handles[HTTP_MAX_HANDLES];
+	int			nhandles;
+
+	HttpSocket	sockets[HTTP_MAX_SOCKETS];
+	int			nsockets;
+	bool		socket_overflow;	/* a socket could not be tracked */
+	int64		timer_deadline; /* curl's timer, in TimestampTz; -1 none */
+
+	dlist_head	batches;		/* batches alive on this session */
+};
+
+struct HttpBatch
+{
+	HttpSession *session;
+	int			max_in_flight;
+	int			running;
+	int			queued;
+	dlist_head	queue;			/* HTTP_REQ_QUEUED, in start order */
+	dlist_head	done;			/* HTTP_REQ_DONE, in completion order */
+	dlist_head	all;			/* every request ever added */
+	dlist_node	session_node;
+	MemoryContext cxt;
+	MemoryContextCallback cleanup;
+};
+
+static void http_batch_cleanup(void *arg);
+static void http_detach(HttpRequest *req);
+
+static bool curl_initialized = false;
+
+static void
+http_global_init(void)
+{
+	if (curl_initialized)
+		return;
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not initialize libcurl")));
+	curl_initialized = true;
+}
+
+/*
+ * curl callbacks.  They run inside curl_multi_socket_action(), so they must
+ * not throw: they use malloc and report trouble by their return value.
+ */
+static int
+socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	HttpSession *s = (HttpSession *) userp;
+	int			i;
+
+	for (i = 0; i < s->nsockets; i++)
+		if (s->sockets[i].fd == fd)
+			break;
+
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < s->nsockets)
+			s->sockets[i] = s->sockets[--s->nsockets];
+		return 0;
+	}
+	if (i == s->nsockets)
+	{
+		if (s->nsockets >= HTTP_MAX_SOCKETS)
+		{
+			s->socket_overflow = true;
+			return -1;
+		}
+		s->nsockets++;
+	}
+	s->sockets[i].fd = fd;
+	s->sockets[i].what = what;
+	return 0;
+}
+
+static int
+timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	HttpSession *s = (HttpSession *) userp;
+
+	if (timeout_ms < 0)
+		s->timer_deadline = -1;
+	else
+		s->timer_deadline = GetCurrentTimestamp() + (int64) timeout_ms * 1000;
+	return 0;
+}
+
+static size_t
+write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	HttpRequest *req = (HttpRequest *) userdata;
+	HttpSession *s = req->batch->session;
+	size_t		n = size * nmemb;
+
+	if (req->buf_len + n > (size_t) s->opts->max_response_bytes)
+	{
+		req->too_large = true;
+		return 0;				/* curl stops with CURLE_WRITE_ERROR */
+	}
+	if (req->buf_len + n + 1 > req->buf_cap)
+	{
+		size_t		cap = Max(req->buf_cap * 2, req->buf_len + n + 1);
+		char	   *nbuf;
+
+		cap = Max(cap, 1024);
+		nbuf = realloc(req->buf, cap);
+		if (nbuf == NULL)
+			return 0;
+		req->buf = nbuf;
+		req->buf_cap = cap;
+	}
+	memcpy(req->buf + req->buf_len, ptr, n);
+	req->buf_len += n;
+	req->buf[req->buf_len] = '\0';
+	return n;
+}
+
+/* Copy a header value, trimmed, into a fixed buffer. */
+static void
+header_value(const char *line, size_t len, size_t namelen, char *dst, size_t dstlen)
+{
+	const char *v = line + namelen;
+	const char *end = line + len;
+	size_t		n;
+
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	n = Min((size_t) (end - v), dstlen - 1);
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+/*
+ * Every response's headers pass here, including the 401 of a digest
+ * challenge that curl answers by itself: a new status line starts a new
+ * response, so what we kept of the previous one is dropped.
+ */
+static size_t
+header_cb(char *line, size_t size, size_t nitems, void *userdata)
+{
+	HttpRequest *req = (HttpRequest *) userdata;
+	size_t		len = size * nitems;
+	char		value[64];
+
+	if (len > 5 && strncmp(line, "HTTP/", 5) == 0)
+	{
+		const char *sp = memchr(line, ' ', len);
+
+		if (sp && sp + 4 <= line + len && strncmp(sp + 1, "401", 3) == 0)
+			req->responses_401++;
+		req->content_type[0] = '\0';
+		req->retry_after = -1;
+		req->buf_len = 0;
+	}
+	else if (len > 13 && pg_strncasecmp(line, "content-type:", 13) == 0)
+		header_value(line, len, 13, req->content_type, sizeof(req->content_type));
+	else if (len > 12 && pg_strncasecmp(line, "retry-after:", 12) == 0)
+	{
+		header_value(line, len, 12, value, sizeof(value));
+		if (value[0] >= '0' && value[0] <= '9')
+			req->retry_after = (int) Min(strtol(value, NULL, 10), 86400);
+		else
+		{
+			time_t		when = curl_getdate(value, NULL);
+
+			if (when > 0)
+				req->retry_after = (int) Max(0, Min(when - time(NULL), 86400));
+		}
+	}
+	return len;
+}
+
+/*
+ * Settings that stay for the handle's life; per-request ones are set in
+ * http_start().  Called again after curl_easy_reset() to drop a handle's
+ * digest state.
+ */
+static void
+handle_configure(HttpSession *s, HttpHandle *h)
+{
+	const OpsmigServerOptions *o = s->opts;
+	CURL	   *e = h->easy;
+
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_DIGEST);
+	curl_easy_setopt(e, CURLOPT_USERNAME, s->user);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, s->password);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) o->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) o->request_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->ssl_verify ? 1L : 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->ssl_verify ? 2L : 0L);
+	if (o->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+	/* An empty string means "no proxy", even if http_proxy is set. */
+	curl_easy_setopt(e, CURLOPT_PROXY, o->proxy ? o->proxy : "");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "opsmig_fdw/1.0");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	h->configured = true;
+}
+
+HttpSession *
+http_session_create(MemoryContext cxt, const OpsmigServerOptions *opts,
+					const char *user, const char *password, OpsmigStats *stats)
+{
+	HttpSession *s;
+
+	http_global_init();
+	s = MemoryContextAllocZero(cxt, sizeof(HttpSession));
+	s->opts = opts;
+	s->user = user;
+	s->password = password;
+	s->stats = stats;
+	s->timer_deadline = -1;
+	dlist_init(&s->batches);
+
+	s->multi = curl_multi_init();
+	if (s->multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+	/* Keep as many idle connections as we may have requests in flight. */
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
+					  (long) Max(opts->max_concurrent_requests, 4));
+
+	/* "Expect:" stops curl from waiting for 100-continue on POST. */
+	s->headers = curl_slist_append(NULL, "Accept: application/json");
+	if (s->headers)
+		s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
+	if (s->headers)
+		s->headers = curl_slist_append(s->headers, "Expect:");
+	if (s->headers == NULL)
+	{
+		curl_multi_cleanup(s->multi);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+				 errmsg("out of memory building HTTP headers")));
+	}
+	return s;
+}
+
+bool
+http_session_busy(HttpSession *s)
+{
+	return !dlist_is_empty(&s->batches);
+}
+
+void
+http_session_destroy(HttpSession *s)
+{
+	int			i;
+
+	Assert(!http_session_busy(s));
+	for (i = 0; i < s->nhandles; i++)
+		curl_easy_cleanup(s->handles[i].easy);
+	s->nhandles = 0;
+	curl_multi_cleanup(s->multi);
+	curl_slist_free_all(s->headers);
+	pfree(s);
+}
+
+/* Take an idle handle from the pool, or make one. */
+static HttpHandle *
+handle_acquire(HttpSession *s)
+{
+	int			i;
+	HttpHandle *h;
+
+	for (i = 0; i < s->nhandles; i++)
+		if (!s->handles[i].in_use)
+			break;
+	if (i == s->nhandles)
+	{
+		if (s->nhandles >= HTTP_MAX_HANDLES)
+			return NULL;
+		h = &s->handles[s->nhandles];
+		h->easy = curl_easy_init();
+		if (h->easy == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OUT_OF_MEMORY),
+					 errmsg("could not create a libcurl easy handle")));
+		h->configured = false;
+		s->nhandles++;
+	}
+	h = &s->handles[i];
+	if (!h->configured)
+		handle_configure(s, h);
+	h->in_use = true;
+	return h;
+}
+
+/* Attach a queued request to the multi handle. */
+static bool
+http_start(HttpSession *s, HttpRequest *req)
+{
+	HttpHandle *h = handle_acquire(s);
+	CURL	   *e;
+	CURLMcode	mrc;
+
+	if (h == NULL)
+		return false;
+	e = h->easy;
+	if (req->fresh_auth)
+	{
+		/* Forget the old nonce: the server said it no longer takes it. */
+		curl_easy_reset(e);
+		handle_configure(s, h);
+		req->fresh_auth = false;
+	}
+
+	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+	if (strcmp(req->method, "POST") == 0)
+	{
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(req->body ? req->body : ""));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+	}
+	else if (strcmp(req->method, "GET") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+
+	req->http_code = 0;
+	req->curl_code = CURLE_OK;
+	req->curl_error[0] = '\0';
+	req->too_large = false;
+	req->content_type[0] = '\0';
+	req->retry_after = -1;
+	req->responses_401 = 0;
+	req->buf_len = 0;
+	req->attempts++;
+
+	mrc = curl_multi_add_handle(s->multi, e);
+	if (mrc != CURLM_OK)
+	{
+		h->in_use = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not start an HTTP request: %s",
+						curl_multi_strerror(mrc))));
+	}
+	req->handle = h;
+	req->state = HTTP_REQ_RUNNING;
+	req->batch->running++;
+	return true;
+}
+
+/* Take a request off the multi handle and give its easy handle back. */
+static void
+http_detach(HttpRequest *req)
+{
+	HttpSession *s = req->batch->session;
+
+	if (req->handle == NULL)
+		return;
+	curl_multi_remove_handle(s->multi, req->handle->easy);
+	req->handle->in_use = false;
+	req->handle = NULL;
+	req->batch->running--;
+}
+
+/* A transfer finished: record its outcome and move it to the done list. */
+static void
+http_finish(HttpRequest *req, CURLcode result)
+{
+	HttpSession *s = req->batch->session;
+	CURL	   *e = req->handle->easy;
+	long		code = 0;
+	long		nconnects = 0;
+	double		total = 0;
+	double		connect = 0;
+	OpsmigStats *st = s->stats;
+
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &nconnects);
+	curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &total);
+	curl_easy_getinfo(e, CURLINFO_CONNECT_TIME, &connect);
+
+	req->curl_code = result;
+	req->http_code = (result == CURLE_OK) ? code : 0;
+	if (result != CURLE_OK)
+		strlcpy(req->curl_error, curl_easy_strerror(result), sizeof(req->curl_error));
+	req->elapsed_ms = total * 1000.0;
+	req->connected = connect > 0 || code != 0;
+	req->challenges = req->responses_401 - (code == 401 ? 1 : 0);
+	if (req->challenges < 0)
+		req->challenges = 0;
+
+	http_detach(req);
+
+	st->requests[req->kind]++;
+	st->challenges += req->challenges;
+	st->connections += nconnects;
+	st->bytes_received += req->buf_len;
+	st->total_ms += req->elapsed_ms;
+	if (req->elapsed_ms > st->max_ms)
+		st->max_ms = req->elapsed_ms;
+
+	/* From here on palloc may throw: the malloc'd buffer is still owned. */
+	req->response = MemoryContextAlloc(req->batch->cxt, req->buf_len + 1);
+	if (req->buf_len > 0)
+		memcpy(req->response, req->buf, req->buf_len);
+	req->response[req->buf_len] = '\0';
+	req->response_len = req->buf_len;
+
+	req->state = HTTP_REQ_DONE;
+	dlist_push_tail(&req->batch->done, &req->node);
+}
+
+/* Start whatever may start: free slots, and backoff delays passed. */
+static void
+http_start_ready(HttpSession *s, TimestampTz now, TimestampTz *next_wake)
+{
+	dlist_iter	biter;
+
+	dlist_foreach(biter, &s->batches)
+	{
+		HttpBatch  *b = dlist_container(HttpBatch, session_node, biter.cur);
+		dlist_mutable_iter riter;
+
+		dlist_foreach_modify(riter, &b->queue)
+		{
+			HttpRequest *req = dlist_container(HttpRequest, node, riter.cur);
+
+			if (b->running >= b->max_in_flight)
+				break;
+			if (req->not_before > now)
+			{
+				if (*next_wake < 0 || req->not_before < *next_wake)
+					*next_wake = req->not_before;
+				continue;
+			}
+			dlist_delete(&req->node);
+			b->queued--;
+			if (!http_start(s, req))
+			{
+				/* No handle left: put it back and wait for one. */
+				dlist_push_head(&b->queue, &req->node);
+				b->queued++;
+				return;
+			}
+		}
+	}
+}
+
+static void
+http_collect(HttpSession *s)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL)
+	{
+		HttpRequest *req = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+		if (req != NULL && req->state == HTTP_REQ_RUNNING)
+			http_finish(req, msg->data.result);
+	}
+}
+
+static void
+http_socket_action(HttpSession *s, curl_socket_t fd, int ev)
+{
+	int			still_running;
+	CURLMcode	mrc;
+
+	mrc = curl_multi_socket_action(s->multi, fd, ev, &still_running);
+	if (mrc != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("HTTP transport failure: %s", curl_multi_strerror(mrc))));
+}
+
+/*
+ * Sleep until a socket curl watches is ready, curl's timer or a backoff
+ * delay is due, or the latch is set (cancel, timeout, termination).
+ */
+static void
+http_wait(HttpSession *s, TimestampTz next_wake)
+{
+	WaitEventSet *set;
+	WaitEvent	events[HTTP_MAX_SOCKETS + 2];
+	curl_socket_t ready_fd[HTTP_MAX_SOCKETS];
+	int			ready_ev[HTTP_MAX_SOCKETS];
+	int			nready = 0;
+	int			nevents;
+	int			i;
+	long		timeout_ms;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz wake = s->timer_deadline;
+
+	if (next_wake >= 0 && (wake < 0 || next_wake < wake))
+		wake = next_wake;
+	if (wake < 0)
+		timeout_ms = 1000;		/* should not happen with work in flight */
+	else if (wake <= now)
+		timeout_ms = 0;
+	else
+		timeout_ms = Min((wake - now + 999) / 1000, 1000);
+
+	if (timeout_ms > 0)
+	{
+		set = CreateWaitEventSet(CurrentMemoryContext, s->nsockets + 2);
+		PG_TRY();
+		{
+			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			for (i = 0; i < s->nsockets; i++)
+			{
+				uint32		ev = 0;
+
+				if (s->sockets[i].what & CURL_POLL_IN)
+					ev |= WL_SOCKET_READABLE;
+				if (s->sockets[i].what & CURL_POLL_OUT)
+					ev |= WL_SOCKET_WRITEABLE;
+				if (ev)
+					AddWaitEventToSet(set, ev, s->sockets[i].fd, NULL, NULL);
+			}
+			nevents = WaitEventSetWait(set, timeout_ms, events, lengthof(events),
+									   PG_WAIT_EXTENSION);
+			for (i = 0; i < nevents; i++)
+			{
+				if (events[i].events & WL_LATCH_SET)
+					ResetLatch(MyLatch);
+				else if (events[i].events & WL_SOCKET_MASK)
+				{
+					int			ev = 0;
+
+					if (events[i].events & WL_SOCKET_READABLE)
+						ev |= CURL_CSELECT_IN;
+					if (events[i].events & WL_SOCKET_WRITEABLE)
+						ev |= CURL_CSELECT_OUT;
+					ready_fd[nready] = events[i].fd;
+					ready_ev[nready++] = ev;
+				}
+			}
+		}
+		PG_FINALLY();
+		{
+			FreeWaitEventSet(set);
+		}
+		PG_END_TRY();
+	}
+
+	for (i = 0; i < nready; i++)
+		http_socket_action(s, ready_fd[i], ready_ev[i]);
+	if (s->timer_deadline >= 0 && s->timer_deadline <= GetCurrentTimestamp())
+	{
+		s->timer_deadline = -1;
+		http_socket_action(s, CURL_SOCKET_TIMEOUT, 0);
+	}
+}
+
+HttpBatch *
+http_batch_create(HttpSession *s, int max_in_flight)
+{
+	HttpBatch  *b = palloc0(sizeof(HttpBatch));
+
+	b->session = s;
+	b->max_in_flight = Max(1, Min(max_in_flight, HTTP_MAX_HANDLES));
+	b->cxt = CurrentMemoryContext;
+	dlist_init(&b->queue);
+	dlist_init(&b->done);
+	dlist_init(&b->all);
+	dlist_push_tail(&s->batches, &b->session_node);
+
+	/*
+	 * Whatever ends this memory context (end of scan, error, cancel) takes
+	 * the batch's transfers off the multi handle and frees their buffers.
+	 */
+	b->cleanup.func = http_batch_cleanup;
+	b->cleanup.arg = b;
+	MemoryContextRegisterResetCallback(b->cxt, &b->cleanup);
+	return b;
+}
+
+static void
+http_batch_cleanup(void *arg)
+{
+	HttpBatch  *b = (HttpBatch *) arg;
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &b->all)
+	{
+		HttpRequest *req = dlist_container(HttpRequest, all_node, iter.cur);
+
+		/* Removing an unfinished transfer makes curl close its connection. */
+		http_detach(req);
+		free(req->buf);
+		req->buf = NULL;
+	}
+	dlist_delete(&b->session_node);
+}
+
+void
+http_batch_add(HttpBatch *b, HttpRequest *req, bool urgent)
+{
+	req->batch = b;
+	req->state = HTTP_REQ_QUEUED;
+	req->not_before = 0;
+	req->retry_after = -1;
+	dlist_push_tail(&b->all, &req->all_node);
+	if (urgent)
+		dlist_push_head(&b->queue, &req->node);
+	else
+		dlist_push_tail(&b->queue, &req->node);
+	b->queued++;
+}
+
+void
+http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
+{
+	Assert(req->state == HTTP_REQ_DELIVERED);
+	req->state = HTTP_REQ_QUEUED;
+	req->not_before = GetCurrentTimestamp() + (int64) delay_ms * 1000;
+	req->fresh_auth = fresh_auth;
+	if (req->response)
+		pfree(req->response);
+	req->response = NULL;
+	req->response_len = 0;
+	dlist_push_head(&b->queue, &req->node);
+	b->queued++;
+	b->session->stats->retries++;
+}
+
+bool
+http_batch_idle(HttpBatch *b)
+{
+	return b->queued == 0 && b->running == 0 && dlist_is_empty(&b->done);
+}
+
+/*
+ * Return the next completed request of this batch, driving the transfers
+ * (of every batch on the session) until one completes.  NULL when the batch
+ * has nothing left queued, running or undelivered.
+ */
+HttpRequest *
+http_batch_next(HttpBatch *b)
+{
+	HttpSession *s = b->session;
+
+	for (;;)
+	{
+		TimestampTz next_wake = -1;
+
+		if (!dlist_is_empty(&b->done))
+		{
+			HttpRequest *req = dlist_container(HttpRequest, node,
+											   dlist_pop_head_node(&b->done));
+
+			req->state = HTTP_REQ_DELIVERED;
+			/* The buffer was copied to req->response; keep it for reuse. */
+			return req;
+		}
+		if (b->queued == 0 && b->running == 0)
+			return NULL;
+
+		http_start_ready(s, GetCurrentTimestamp(), &next_wake);
+		http_collect(s);
+		if (!dlist_is_empty(&b->done))
+			continue;
+		if (s->socket_overflow)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_TOO_MANY_HANDLES),
+					 errmsg("too many sockets open for HTTP requests")));
+		http_wait(s, next_wake);
+		http_collect(s);
+		CHECK_FOR_INTERRUPTS();
+	}
+}

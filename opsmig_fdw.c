@@ -1,0 +1,1113 @@
+/*-------------------------------------------------------------------------
+ *
+ * opsmig_fdw.c
+ *		  Foreign-data wrapper for MongoDB Ops Manager / Cloud Manager
+ *		  live-migration links: the FDW callbacks (planning, scan, INSERT,
+ *		  DELETE, EXPLAIN, IMPORT FOREIGN SCHEMA).
+ *
+ * A foreign table shows one row per organization that has a migration
+ * link.  Conditions on org_id (=, IN, = ANY, parameters and join keys) are
+ * sent to the API as one status call per id; without one, the scan lists
+ * the organizations and asks each for its status.  INSERT creates a link,
+ * DELETE removes one; UPDATE has no API and is refused.
+ *
+ * The API itself is behind api.h; the per-user-mapping HTTP session behind
+ * connection.c; options and the column map in option.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/clauses.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+
+#include "api.h"
+#include "opsmig_fdw.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(opsmig_fdw_handler);
+
+/* What the planner guesses for an unfiltered scan: organizations seen. */
+#define DEFAULT_ORG_ESTIMATE	100
+/* Ids guessed for an "= ANY" over a parameter. */
+#define DEFAULT_ARRAY_ESTIMATE	10
+/* The only remote schema IMPORT FOREIGN SCHEMA knows. */
+#define REMOTE_SCHEMA			"opsmig"
+#define REMOTE_TABLE			"org_migration_links"
+/* Row identity columns added for DELETE. */
+#define JUNK_ORG_ID				"opsmig_org_id"
+#define JUNK_STATUS				"opsmig_status"
+
+/* How a scan finds its organizations. */
+typedef enum OrgFilter
+{
+	ORG_FILTER_NONE = 0,		/* list every organization */
+	ORG_FILTER_EQ,				/* org_id = expr */
+	ORG_FILTER_ANY				/* org_id = ANY(array expr) */
+} OrgFilter;
+
+/* Indexes into ForeignScan.fdw_private. */
+enum FdwScanPrivateIndex
+{
+	FdwScanPrivateFilter,		/* OrgFilter */
+	FdwScanPrivateNeedNames,	/* does the query use org_name? */
+	FdwScanPrivateLocalQuals	/* are there quals the API does not apply? */
+};
+
+/* Planner state of a foreign table. */
+typedef struct OpsmigRelInfo
+{
+	OpsmigColumn *colmap;
+	int			natts;
+	AttrNumber	org_id_attno;	/* 0: the table has no org_id column */
+	AttrNumber	org_name_attno;
+	bool		need_names;
+	double		request_cost;
+	int			concurrency;
+	/* the base restriction sent to the API, if any */
+	OrgFilter	filter;
+	Expr	   *filter_value;
+	RestrictInfo *filter_rinfo;
+	double		nids;			/* organizations asked for */
+} OpsmigRelInfo;
+
+/* Executor state of a scan (or of a direct DELETE). */
+typedef struct OpsmigScanState
+{
+	OpsmigConn *conn;
+	OpsmigColumn *colmap;
+	int			natts;
+	OrgFilter	filter;
+	bool		need_names;
+	ExprState  *filter_state;
+	MemoryContext scan_cxt;		/* one per (re)scan: its deletion stops all */
+	OpsmigScan *scan;
+	OpsmigStats before;			/* conn->stats when this (re)scan began */
+	OpsmigStats work;			/* API work of finished (re)scans */
+	/* direct DELETE */
+	bool		direct_done;
+	int			deleted;
+} OpsmigScanState;
+
+/* Executor state of INSERT / DELETE row by row. */
+typedef struct OpsmigModifyState
+{
+	OpsmigConn *conn;
+	OpsmigColumn *colmap;
+	int			natts;
+	AttrNumber	junk_org_id;
+	AttrNumber	junk_status;
+	MemoryContext row_cxt;
+} OpsmigModifyState;
+
+/* ----------------------------------------------------------------
+ * Helpers
+ * ----------------------------------------------------------------
+ */
+
+static AttrNumber
+column_attno(OpsmigColumn *colmap, int natts, OpsmigColumn col)
+{
+	int			i;
+
+	for (i = 0; i < natts; i++)
+		if (colmap[i] == col)
+			return i + 1;
+	return InvalidAttrNumber;
+}
+
+static Oid
+scan_user_id(EState *estate, Index rtindex)
+{
+	RangeTblEntry *rte = exec_rt_fetch(rtindex, estate);
+
+	return rte->checkAsUser ? rte->checkAsUser : GetUserId();
+}
+
+static OpsmigConn *
+connection_for(Relation rel, Oid userid)
+{
+	ForeignTable *table = GetForeignTable(RelationGetRelid(rel));
+
+	return opsmig_get_connection(GetUserMapping(userid, table->serverid));
+}
+
+static Expr *
+strip_relabel(Expr *e)
+{
+	while (e && IsA(e, RelabelType))
+		e = ((RelabelType *) e)->arg;
+	return e;
+}
+
+static bool
+is_org_id_var(Expr *e, Index relid, AttrNumber org_id_attno)
+{
+	Var		   *v = (Var *) strip_relabel(e);
+
+	return v && IsA(v, Var) && v->varno == relid &&
+		v->varattno == org_id_attno && v->varlevelsup == 0;
+}
+
+/*
+ * Is this clause "org_id = expr" or "org_id = ANY(array expr)", with an
+ * expr that does not depend on this relation and can be computed before
+ * the scan?  Both are text equality (varchar columns are relabelled to text).
+ */
+static OrgFilter
+org_id_clause(PlannerInfo *root, Expr *clause, Index relid,
+			  AttrNumber org_id_attno, Expr **value)
+{
+	Expr	   *other = NULL;
+	OrgFilter	kind = ORG_FILTER_NONE;
+
+	if (org_id_attno == InvalidAttrNumber)
+		return ORG_FILTER_NONE;
+	if (IsA(clause, OpExpr))
+	{
+		OpExpr	   *op = (OpExpr *) clause;
+
+		if (list_length(op->args) != 2 || get_opcode(op->opno) != F_TEXTEQ)
+			return ORG_FILTER_NONE;
+		if (is_org_id_var(linitial(op->args), relid, org_id_attno))
+			other = lsecond(op->args);
+		else if (is_org_id_var(lsecond(op->args), relid, org_id_attno))
+			other = linitial(op->args);
+		kind = ORG_FILTER_EQ;
+	}
+	else if (IsA(clause, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) clause;
+
+		if (!saop->useOr || get_opcode(saop->opno) != F_TEXTEQ ||
+			!is_org_id_var(linitial(saop->args), relid, org_id_attno))
+			return ORG_FILTER_NONE;
+		other = lsecond(saop->args);
+		kind = ORG_FILTER_ANY;
+	}
+	if (other == NULL ||
+		bms_is_member(relid, pull_varnos(root, (Node *) other)) ||
+		contain_volatile_functions((Node *) other) ||
+		contain_subplans((Node *) other))
+		return ORG_FILTER_NONE;
+	*value = other;
+	return kind;
+}
+
+/* The first clause of the list the API can apply, if any. */
+static RestrictInfo *
+find_org_id_clause(PlannerInfo *root, List *rinfos, Index relid,
+				   AttrNumber org_id_attno, OrgFilter *kind, Expr **value)
+{
+	ListCell   *lc;
+
+	foreach(lc, rinfos)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		*kind = org_id_clause(root, ri->clause, relid, org_id_attno, value);
+		if (*kind != ORG_FILTER_NONE)
+			return ri;
+	}
+	*kind = ORG_FILTER_NONE;
+	*value = NULL;
+	return NULL;
+}
+
+static double
+estimate_ids(OrgFilter kind, Expr *value)
+{
+	if (kind == ORG_FILTER_EQ)
+		return 1;
+	if (kind == ORG_FILTER_ANY)
+	{
+		if (IsA(value, Const) && !((Const *) value)->constisnull)
+			return ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) value)->constvalue)),
+								  ARR_DIMS(DatumGetArrayTypeP(((Const *) value)->constvalue)));
+		if (IsA(value, ArrayExpr))
+			return list_length(((ArrayExpr *) value)->elements);
+		return DEFAULT_ARRAY_ESTIMATE;
+	}
+	return DEFAULT_ORG_ESTIMATE;
+}
+
+static int
+cmp_cstring(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Evaluate the pushed-down org_id value(s) for this (re)scan: validated
+ * (a malformed id is never sent), NULLs dropped, duplicates asked once.
+ */
+static List *
+evaluate_org_ids(OpsmigScanState *st, ExprContext *econtext)
+{
+	Datum		value;
+	bool		isnull;
+	char	  **ids;
+	int			nids = 0;
+	List	   *result = NIL;
+	int			i;
+
+	value = ExecEvalExpr(st->filter_state, econtext, &isnull);
+	if (isnull)
+		return NIL;
+	if (st->filter == ORG_FILTER_EQ)
+	{
+		ids = palloc(sizeof(char *));
+		ids[nids++] = TextDatumGetCString(value);
+	}
+	else
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(value);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
+						  &elems, &nulls, &nelems);
+		ids = palloc(sizeof(char *) * Max(nelems, 1));
+		for (i = 0; i < nelems; i++)
+			if (!nulls[i])
+				ids[nids++] = TextDatumGetCString(elems[i]);
+	}
+
+	for (i = 0; i < nids; i++)
+		api_check_org_id(ids[i], "An org_id compared in the query");
+	qsort(ids, nids, sizeof(char *), cmp_cstring);
+	for (i = 0; i < nids; i++)
+		if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+			result = lappend(result, ids[i]);
+	return result;
+}
+
+/* ----------------------------------------------------------------
+ * Planning
+ * ----------------------------------------------------------------
+ */
+
+static void
+opsmigGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	OpsmigRelInfo *info = palloc0(sizeof(OpsmigRelInfo));
+	Relation	rel = table_open(foreigntableid, NoLock);
+	OpsmigServerOptions opts;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+	List	   *local = NIL;
+
+	info->colmap = opsmig_column_map(rel);
+	info->natts = RelationGetDescr(rel)->natts;
+	table_close(rel, NoLock);
+	info->org_id_attno = column_attno(info->colmap, info->natts, OPSMIG_COL_ORG_ID);
+	info->org_name_attno = column_attno(info->colmap, info->natts, OPSMIG_COL_ORG_NAME);
+
+	opsmig_get_server_options(GetForeignServer(baserel->serverid), &opts);
+	info->request_cost = opts.request_cost;
+	info->concurrency = opts.max_concurrent_requests;
+
+	/* org_name costs the organization listing: note whether it is used. */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	foreach(lc, baserel->baserestrictinfo)
+		pull_varattnos((Node *) lfirst_node(RestrictInfo, lc)->clause,
+					   baserel->relid, &attrs);
+	info->need_names = info->org_name_attno != InvalidAttrNumber &&
+		(bms_is_member(info->org_name_attno - FirstLowInvalidHeapAttributeNumber, attrs) ||
+		 bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs));
+
+	info->filter_rinfo = find_org_id_clause(root, baserel->baserestrictinfo,
+											baserel->relid, info->org_id_attno,
+											&info->filter, &info->filter_value);
+	info->nids = estimate_ids(info->filter, info->filter_value);
+
+	foreach(lc, baserel->baserestrictinfo)
+		if (lfirst(lc) != info->filter_rinfo)
+			local = lappend(local, lfirst(lc));
+	baserel->rows = clamp_row_est(info->nids *
+								  clauselist_selectivity(root, local, baserel->relid,
+														 JOIN_INNER, NULL));
+	baserel->fdw_private = info;
+}
+
+/*
+ * Cost is counted in API requests, not seconds: the API is rate limited,
+ * so a plan that makes fewer calls is the better plan even when
+ * concurrency would hide their latency.
+ */
+static void
+org_scan_cost(OpsmigRelInfo *info, double nids, bool listing, double rows,
+			  Cost *startup, Cost *total)
+{
+	double		requests = nids + (listing ? 1 + nids / 500 : 0);
+
+	*startup = info->request_cost;
+	*total = requests * info->request_cost + rows * cpu_tuple_cost;
+}
+
+typedef struct EcMatchArg
+{
+	Index		relid;
+	AttrNumber	attno;
+} EcMatchArg;
+
+static bool
+ec_member_is_org_id(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+					EquivalenceMember *em, void *arg)
+{
+	EcMatchArg *m = (EcMatchArg *) arg;
+
+	return is_org_id_var(em->em_expr, m->relid, m->attno);
+}
+
+static void
+add_param_path(PlannerInfo *root, RelOptInfo *baserel, OpsmigRelInfo *info,
+			   RestrictInfo *rinfo)
+{
+	Relids		required_outer;
+	ParamPathInfo *ppi;
+	OrgFilter	kind;
+	Expr	   *value;
+	Cost		startup,
+				total;
+	double		nids;
+
+	kind = org_id_clause(root, rinfo->clause, baserel->relid, info->org_id_attno, &value);
+	if (kind == ORG_FILTER_NONE)
+		return;
+	required_outer = bms_difference(rinfo->clause_relids, baserel->relids);
+	required_outer = bms_union(required_outer, baserel->lateral_relids);
+	if (bms_is_empty(required_outer))
+		return;
+	ppi = get_baserel_parampathinfo(root, baserel, required_outer);
+	nids = estimate_ids(kind, value);
+	org_scan_cost(info, nids, info->need_names, nids, &startup, &total);
+	add_path(baserel, (Path *)
+			 create_foreignscan_path(root, baserel, NULL, Min(ppi->ppi_rows, nids),
+									 startup, total, NIL, required_outer,
+									 NULL, NIL));
+}
+
+static void
+opsmigGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	OpsmigRelInfo *info = (OpsmigRelInfo *) baserel->fdw_private;
+	Cost		startup,
+				total;
+	ListCell   *lc;
+
+	org_scan_cost(info, info->nids,
+				  info->filter == ORG_FILTER_NONE || info->need_names,
+				  baserel->rows, &startup, &total);
+	add_path(baserel, (Path *)
+			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+									 startup, total, NIL,
+									 baserel->lateral_relids, NULL, NIL));
+
+	/*
+	 * Parameterized paths: with a join key on org_id, a nested loop can ask
+	 * for just the organizations the outer side names, one call each.
+	 */
+	if (info->filter != ORG_FILTER_NONE || info->org_id_attno == InvalidAttrNumber)
+		return;
+	{
+		EcMatchArg	arg = {baserel->relid, info->org_id_attno};
+		List	   *clauses;
+
+		clauses = generate_implied_equalities_for_column(root, baserel,
+														 ec_member_is_org_id, &arg,
+														 baserel->lateral_referencers);
+		foreach(lc, clauses)
+			add_param_path(root, baserel, info, lfirst_node(RestrictInfo, lc));
+	}
+	foreach(lc, baserel->joininfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (!join_clause_is_movable_to(ri, baserel))
+			continue;
+		add_param_path(root, baserel, info, ri);
+	}
+}
+
+static ForeignScan *
+opsmigGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					 ForeignPath *best_path, List *tlist, List *scan_clauses,
+					 Plan *outer_plan)
+{
+	OpsmigRelInfo *info = (OpsmigRelInfo *) baserel->fdw_private;
+	OrgFilter	kind;
+	Expr	   *value;
+	RestrictInfo *pushed;
+	List	   *local = NIL;
+	List	   *fdw_exprs = NIL;
+	ListCell   *lc;
+
+	/*
+	 * scan_clauses holds the base restrictions and, for a parameterized
+	 * path, its join clauses.  The one sent to the API is exact (the API
+	 * answers for exactly that id), so it is not checked again locally.
+	 */
+	pushed = find_org_id_clause(root, scan_clauses, baserel->relid,
+								info->org_id_attno, &kind, &value);
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (ri != pushed && !ri->pseudoconstant)
+			local = lappend(local, ri->clause);
+	}
+	if (pushed)
+		fdw_exprs = list_make1(value);
+
+	return make_foreignscan(tlist, local, baserel->relid, fdw_exprs,
+							list_make3(makeInteger(kind),
+									   makeBoolean(info->need_names),
+									   makeBoolean(local != NIL)),
+							NIL, NIL, outer_plan);
+}
+
+/* ----------------------------------------------------------------
+ * Scan
+ * ----------------------------------------------------------------
+ */
+
+static void
+opsmigBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	Relation	rel = node->ss.ss_currentRelation;
+	OpsmigScanState *st = palloc0(sizeof(OpsmigScanState));
+	Index		rtindex = fsplan->scan.scanrelid;
+
+	node->fdw_state = st;
+	st->colmap = opsmig_column_map(rel);
+	st->natts = RelationGetDescr(rel)->natts;
+	st->filter = (OrgFilter) intVal(list_nth(fsplan->fdw_private, FdwScanPrivateFilter));
+	st->need_names = boolVal(list_nth(fsplan->fdw_private, FdwScanPrivateNeedNames));
+	if (st->filter != ORG_FILTER_NONE)
+		st->filter_state = ExecInitExpr(linitial(fsplan->fdw_exprs), (PlanState *) node);
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	if (fsplan->operation != CMD_SELECT)
+		rtindex = fsplan->resultRelation;
+	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+}
+
+/* Begin the API work of this (re)scan, in a context of its own. */
+static void
+start_scan(ForeignScanState *node, OpsmigScanState *st)
+{
+	EState	   *estate = node->ss.ps.state;
+	MemoryContext old;
+	List	   *ids = NIL;
+
+	st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw scan",
+										 ALLOCSET_DEFAULT_SIZES);
+	st->before = *opsmig_conn_stats(st->conn);
+	old = MemoryContextSwitchTo(st->scan_cxt);
+	if (st->filter != ORG_FILTER_NONE)
+		ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
+	st->scan = api_scan_begin(st->conn, ids, st->filter == ORG_FILTER_NONE,
+							  st->need_names);
+	MemoryContextSwitchTo(old);
+}
+
+/* Add the API work done since "before" to "acc". */
+static void
+add_work(OpsmigStats *acc, const OpsmigStats *now, const OpsmigStats *before)
+{
+	int			i;
+
+	for (i = 0; i < OPSMIG_NUM_REQ_KINDS; i++)
+		acc->requests[i] += now->requests[i] - before->requests[i];
+	acc->retries += now->retries - before->retries;
+	acc->challenges += now->challenges - before->challenges;
+	acc->connections += now->connections - before->connections;
+	acc->bytes_received += now->bytes_received - before->bytes_received;
+	acc->total_ms += now->total_ms - before->total_ms;
+}
+
+/* Stop the API work of this (re)scan, keeping its counters for EXPLAIN. */
+static void
+end_scan(OpsmigScanState *st)
+{
+	if (st->scan_cxt == NULL)
+		return;
+	add_work(&st->work, opsmig_conn_stats(st->conn), &st->before);
+	MemoryContextDelete(st->scan_cxt);
+	st->scan_cxt = NULL;
+	st->scan = NULL;
+}
+
+static TupleTableSlot *
+opsmigIterateForeignScan(ForeignScanState *node)
+{
+	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	OpsmigLink	link;
+	int			i;
+
+	ExecClearTuple(slot);
+	if (st->scan == NULL)
+		start_scan(node, st);
+	if (!api_scan_next(st->scan, &link))
+		return slot;
+
+	/* Datums go to the per-tuple context we are called in. */
+	for (i = 0; i < st->natts; i++)
+	{
+		const char *v = NULL;
+
+		switch (st->colmap[i])
+		{
+			case OPSMIG_COL_ORG_ID:
+				v = link.org_id;
+				break;
+			case OPSMIG_COL_ORG_NAME:
+				v = link.org_name;
+				break;
+			case OPSMIG_COL_STATUS:
+				v = link.status;
+				break;
+			default:
+				break;			/* link_token is write-only */
+		}
+		slot->tts_isnull[i] = (v == NULL);
+		slot->tts_values[i] = v ? CStringGetTextDatum(v) : (Datum) 0;
+	}
+	return ExecStoreVirtualTuple(slot);
+}
+
+static void
+opsmigReScanForeignScan(ForeignScanState *node)
+{
+	end_scan((OpsmigScanState *) node->fdw_state);
+}
+
+static void
+opsmigEndForeignScan(ForeignScanState *node)
+{
+	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
+
+	if (st)
+		end_scan(st);
+}
+
+/* ----------------------------------------------------------------
+ * INSERT and DELETE
+ * ----------------------------------------------------------------
+ */
+
+static int
+opsmigIsForeignRelUpdatable(Relation rel)
+{
+	/* UPDATE is accepted here only to be refused with a useful message. */
+	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+static void
+opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+							  RangeTblEntry *target_rte, Relation target_relation)
+{
+	OpsmigColumn *colmap = opsmig_column_map(target_relation);
+	TupleDesc	tupdesc = RelationGetDescr(target_relation);
+	AttrNumber	attno;
+
+	if (root->parse->commandType != CMD_DELETE)
+		return;
+	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_ORG_ID);
+	if (attno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot delete from foreign table \"%s\" because it has no org_id column",
+						RelationGetRelationName(target_relation))));
+	add_row_identity_var(root,
+						 makeVar(rtindex, attno, TEXTOID, -1, DEFAULT_COLLATION_OID, 0),
+						 rtindex, JUNK_ORG_ID);
+
+	/* The status before deletion, for DELETE ... RETURNING status. */
+	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_STATUS);
+	if (attno != InvalidAttrNumber)
+		add_row_identity_var(root,
+							 makeVar(rtindex, attno, TEXTOID, -1, DEFAULT_COLLATION_OID, 0),
+							 rtindex, JUNK_STATUS);
+}
+
+static List *
+opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+						Index resultRelation, int subplan_index)
+{
+	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+	Relation	rel;
+	OpsmigColumn *colmap;
+	int			natts;
+
+	if (plan->operation == CMD_UPDATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("UPDATE is not supported on opsmig_fdw foreign table \"%s\"",
+						get_rel_name(rte->relid)),
+				 errdetail("The API cannot change a migration link in place."),
+				 errhint("DELETE the row, then INSERT it with the new link_token.")));
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT with ON CONFLICT is not supported on opsmig_fdw foreign table \"%s\"",
+						get_rel_name(rte->relid))));
+	if (plan->operation != CMD_INSERT)
+		return NIL;
+
+	rel = table_open(rte->relid, NoLock);
+	colmap = opsmig_column_map(rel);
+	natts = RelationGetDescr(rel)->natts;
+	table_close(rel, NoLock);
+	if (column_attno(colmap, natts, OPSMIG_COL_ORG_ID) == InvalidAttrNumber ||
+		column_attno(colmap, natts, OPSMIG_COL_LINK_TOKEN) == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot insert into foreign table \"%s\" because it lacks an org_id or link_token column",
+						get_rel_name(rte->relid)),
+				 errhint("A link is created from org_id and link_token.")));
+	return NIL;
+}
+
+static void
+opsmigBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						 List *fdw_private, int subplan_index, int eflags)
+{
+	EState	   *estate = mtstate->ps.state;
+	Relation	rel = rinfo->ri_RelationDesc;
+	OpsmigModifyState *st = palloc0(sizeof(OpsmigModifyState));
+
+	rinfo->ri_FdwState = st;
+	st->colmap = opsmig_column_map(rel);
+	st->natts = RelationGetDescr(rel)->natts;
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	st->conn = connection_for(rel, scan_user_id(estate, rinfo->ri_RangeTableIndex));
+	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw modify",
+										ALLOCSET_SMALL_SIZES);
+	if (mtstate->operation == CMD_DELETE)
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		st->junk_org_id = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_ORG_ID);
+		st->junk_status = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_STATUS);
+		if (!AttributeNumberIsValid(st->junk_org_id))
+			elog(ERROR, "opsmig_fdw: could not find junk column %s", JUNK_ORG_ID);
+	}
+}
+
+/* A text column's value from a slot, as a C string, or NULL. */
+static char *
+slot_text(TupleTableSlot *slot, OpsmigColumn *colmap, int natts, OpsmigColumn col)
+{
+	AttrNumber	attno = column_attno(colmap, natts, col);
+
+	if (attno == InvalidAttrNumber || slot->tts_isnull[attno - 1])
+		return NULL;
+	return TextDatumGetCString(slot->tts_values[attno - 1]);
+}
+
+static TupleTableSlot *
+opsmigExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+						TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+	MemoryContext old;
+	char	   *org_id;
+	char	   *token;
+	char	   *status;
+	int			i;
+
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	slot_getallattrs(slot);
+
+	/* Everything is checked before any request: a bad row changes nothing. */
+	org_id = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_ID);
+	if (org_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("org_id must not be null in an INSERT into \"%s\"",
+						RelationGetRelationName(rinfo->ri_RelationDesc))));
+	api_check_org_id(org_id, "org_id");
+	token = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_LINK_TOKEN);
+	if (token == NULL || token[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("link_token must be given to link organization \"%s\"", org_id),
+				 errhint("Generate a link token in the target Atlas organization (Organization Settings, Connect to Atlas) and INSERT it as link_token.")));
+	if (slot_text(slot, st->colmap, st->natts, OPSMIG_COL_STATUS) != NULL ||
+		slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_NAME) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("status and org_name cannot be set by INSERT"),
+				 errdetail("The API sets a link's status; org_name comes from the organization."),
+				 errhint("INSERT only org_id and link_token.")));
+
+	status = api_create_link(st->conn, org_id, token);
+
+	/* What RETURNING sees: the API's status; the token reads back as NULL. */
+	for (i = 0; i < st->natts; i++)
+	{
+		if (st->colmap[i] == OPSMIG_COL_STATUS)
+		{
+			slot->tts_values[i] = CStringGetTextDatum(status);
+			slot->tts_isnull[i] = false;
+		}
+		else if (st->colmap[i] != OPSMIG_COL_ORG_ID)
+		{
+			slot->tts_values[i] = (Datum) 0;
+			slot->tts_isnull[i] = true;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return slot;
+}
+
+static TupleTableSlot *
+opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+						TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+	MemoryContext old;
+	Datum		d;
+	bool		isnull;
+	char	   *org_id;
+	char	   *status = NULL;
+	int			i;
+
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	d = ExecGetJunkAttribute(planSlot, st->junk_org_id, &isnull);
+	if (isnull)
+		elog(ERROR, "opsmig_fdw: org_id is null in a row to delete");
+	org_id = TextDatumGetCString(d);
+	if (AttributeNumberIsValid(st->junk_status))
+	{
+		d = ExecGetJunkAttribute(planSlot, st->junk_status, &isnull);
+		if (!isnull)
+			status = TextDatumGetCString(d);
+	}
+
+	if (api_delete_links(st->conn, list_make1(org_id)) == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return NULL;			/* gone already: not counted as deleted */
+	}
+
+	/* RETURNING sees the row as it was: org_id and its last status. */
+	ExecClearTuple(slot);
+	for (i = 0; i < st->natts; i++)
+	{
+		const char *v = st->colmap[i] == OPSMIG_COL_ORG_ID ? org_id :
+			st->colmap[i] == OPSMIG_COL_STATUS ? status : NULL;
+
+		slot->tts_isnull[i] = (v == NULL);
+		slot->tts_values[i] = v ? CStringGetTextDatum(v) : (Datum) 0;
+	}
+	ExecStoreVirtualTuple(slot);
+	MemoryContextSwitchTo(old);
+	return slot;
+}
+
+static void
+opsmigEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+
+	if (st && st->row_cxt)
+		MemoryContextDelete(st->row_cxt);
+}
+
+/* ----------------------------------------------------------------
+ * Direct DELETE: no scan first when the API can be told what to delete
+ * ----------------------------------------------------------------
+ */
+
+static ForeignScan *
+modify_subplan_scan(ModifyTable *plan, Index resultRelation)
+{
+	Plan	   *subplan = outerPlan(plan);
+
+	if (subplan && IsA(subplan, Result) && subplan->qual == NIL &&
+		((Result *) subplan)->resconstantqual == NULL)
+		subplan = outerPlan(subplan);
+	if (subplan && IsA(subplan, ForeignScan) &&
+		((ForeignScan *) subplan)->scan.scanrelid == resultRelation)
+		return (ForeignScan *) subplan;
+	return NULL;
+}
+
+static bool
+opsmigPlanDirectModify(PlannerInfo *root, ModifyTable *plan,
+					   Index resultRelation, int subplan_index)
+{
+	ForeignScan *fscan;
+
+	if (plan->operation != CMD_DELETE || plan->returningLists != NIL)
+		return false;
+	fscan = modify_subplan_scan(plan, resultRelation);
+	if (fscan == NULL || fscan->scan.plan.qual != NIL ||
+		boolVal(list_nth(fscan->fdw_private, FdwScanPrivateLocalQuals)))
+		return false;
+
+	/* A join key from a nested loop is not there to evaluate up front. */
+	if (contain_exec_param((Node *) fscan->fdw_exprs, NULL))
+		return false;
+
+	fscan->operation = CMD_DELETE;
+	fscan->resultRelation = resultRelation;
+	return true;
+}
+
+static void
+opsmigBeginDirectModify(ForeignScanState *node, int eflags)
+{
+	opsmigBeginForeignScan(node, eflags);
+}
+
+/*
+ * DELETE with org_id given: one DELETE per id, no status call first.
+ * Unqualified: scan every link, then delete them all, concurrently.
+ */
+static TupleTableSlot *
+opsmigIterateDirectModify(ForeignScanState *node)
+{
+	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
+	EState	   *estate = node->ss.ps.state;
+	List	   *ids = NIL;
+	MemoryContext old;
+
+	if (!st->direct_done)
+	{
+		st->direct_done = true;
+		if (st->filter != ORG_FILTER_NONE)
+		{
+			st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw delete",
+												 ALLOCSET_DEFAULT_SIZES);
+			st->before = *opsmig_conn_stats(st->conn);
+			old = MemoryContextSwitchTo(st->scan_cxt);
+			ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
+		}
+		else
+		{
+			OpsmigLink	link;
+
+			st->need_names = false;
+			start_scan(node, st);
+			old = MemoryContextSwitchTo(st->scan_cxt);
+			while (api_scan_next(st->scan, &link))
+				ids = lappend(ids, link.org_id);
+		}
+		st->deleted = api_delete_links(st->conn, ids);
+		MemoryContextSwitchTo(old);
+		estate->es_processed += st->deleted;
+	}
+	return ExecClearTuple(node->ss.ss_ScanTupleSlot);
+}
+
+static void
+opsmigEndDirectModify(ForeignScanState *node)
+{
+	opsmigEndForeignScan(node);
+}
+
+/* ----------------------------------------------------------------
+ * EXPLAIN
+ * ----------------------------------------------------------------
+ */
+
+static void
+explain_filter(ForeignScanState *node, ExplainState *es)
+{
+	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+
+	if (st->filter == ORG_FILTER_NONE)
+		ExplainPropertyText("Org Listing", "all pages", es);
+	else
+	{
+		List	   *ctx = set_deparse_context_plan(es->deparse_cxt,
+												   (Plan *) fsplan, NIL);
+
+		ExplainPropertyText("Org Ids",
+							deparse_expression(linitial(fsplan->fdw_exprs), ctx,
+											   false, false),
+							es);
+		if (st->need_names)
+			ExplainPropertyText("Org Listing", "all pages (for org_name)", es);
+	}
+}
+
+static void
+explain_work(OpsmigScanState *st, ExplainState *es)
+{
+	OpsmigStats w = st->work;
+	char		buf[256];
+
+	/* A scan still open (EXPLAIN ANALYZE runs before EndForeignScan). */
+	if (st->scan_cxt)
+		add_work(&w, opsmig_conn_stats(st->conn), &st->before);
+	if (es->format == EXPLAIN_FORMAT_TEXT)
+	{
+		snprintf(buf, sizeof(buf), "list=" INT64_FORMAT " status=" INT64_FORMAT
+				 " create=" INT64_FORMAT " delete=" INT64_FORMAT,
+				 w.requests[OPSMIG_REQ_LIST], w.requests[OPSMIG_REQ_STATUS],
+				 w.requests[OPSMIG_REQ_CREATE], w.requests[OPSMIG_REQ_DELETE]);
+		ExplainPropertyText("API Requests", buf, es);
+	}
+	else
+	{
+		ExplainPropertyInteger("API List Requests", NULL, w.requests[OPSMIG_REQ_LIST], es);
+		ExplainPropertyInteger("API Status Requests", NULL, w.requests[OPSMIG_REQ_STATUS], es);
+		ExplainPropertyInteger("API Create Requests", NULL, w.requests[OPSMIG_REQ_CREATE], es);
+		ExplainPropertyInteger("API Delete Requests", NULL, w.requests[OPSMIG_REQ_DELETE], es);
+	}
+	ExplainPropertyInteger("API Retries", NULL, w.retries, es);
+	ExplainPropertyInteger("Digest Challenges", NULL, w.challenges, es);
+	if (es->timing)
+	{
+		ExplainPropertyInteger("Connections Opened", NULL, w.connections, es);
+		ExplainPropertyInteger("Bytes Received", NULL, w.bytes_received, es);
+		ExplainPropertyFloat("API Time", "ms", w.total_ms, 1, es);
+	}
+}
+
+static void
+opsmigExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
+
+	if (es->verbose)
+		explain_filter(node, es);
+	if (es->analyze && st)
+		explain_work(st, es);
+}
+
+static void
+opsmigExplainDirectModify(ForeignScanState *node, ExplainState *es)
+{
+	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
+
+	ExplainPropertyText("API Operation",
+						st->filter == ORG_FILTER_NONE ?
+						"DELETE the link of every organization the scan finds" :
+						"DELETE one link per org_id, no status call first", es);
+	if (es->verbose)
+		explain_filter(node, es);
+	if (es->analyze)
+	{
+		explain_work(st, es);
+		ExplainPropertyInteger("Links Deleted", NULL, st->deleted, es);
+	}
+}
+
+/* ----------------------------------------------------------------
+ * IMPORT FOREIGN SCHEMA
+ * ----------------------------------------------------------------
+ */
+
+static List *
+opsmigImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
+{
+	ForeignServer *server = GetForeignServer(serverOid);
+	bool		wanted;
+	ListCell   *lc;
+
+	if (strcmp(stmt->remote_schema, REMOTE_SCHEMA) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_SCHEMA_NOT_FOUND),
+				 errmsg("schema \"%s\" is not offered by opsmig_fdw", stmt->remote_schema),
+				 errhint("Use IMPORT FOREIGN SCHEMA %s FROM SERVER %s INTO ...",
+						 REMOTE_SCHEMA, quote_identifier(server->servername))));
+
+	wanted = (stmt->list_type != FDW_IMPORT_SCHEMA_LIMIT_TO);
+	foreach(lc, stmt->table_list)
+	{
+		RangeVar   *rv = (RangeVar *) lfirst(lc);
+
+		if (strcmp(rv->relname, REMOTE_TABLE) == 0)
+			wanted = (stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO);
+	}
+	if (!wanted)
+		return NIL;
+
+	return list_make1(psprintf("CREATE FOREIGN TABLE %s ("
+							   "org_id text NOT NULL, "
+							   "org_name text, "
+							   "status text, "
+							   "link_token text"
+							   ") SERVER %s",
+							   quote_identifier(REMOTE_TABLE),
+							   quote_identifier(server->servername)));
+}
+
+Datum
+opsmig_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = opsmigGetForeignRelSize;
+	routine->GetForeignPaths = opsmigGetForeignPaths;
+	routine->GetForeignPlan = opsmigGetForeignPlan;
+	routine->BeginForeignScan = opsmigBeginForeignScan;
+	routine->IterateForeignScan = opsmigIterateForeignScan;
+	routine->ReScanForeignScan = opsmigReScanForeignScan;
+	routine->EndForeignScan = opsmigEndForeignScan;
+
+	routine->IsForeignRelUpdatable = opsmigIsForeignRelUpdatable;
+	routine->AddForeignUpdateTargets = opsmigAddForeignUpdateTargets;
+	routine->PlanForeignModify = opsmigPlanForeignModify;
+	routine->BeginForeignModify = opsmigBeginForeignModify;
+	routine->ExecForeignInsert = opsmigExecForeignInsert;
+	routine->ExecForeignDelete = opsmigExecForeignDelete;
+	routine->EndForeignModify = opsmigEndForeignModify;
+
+	routine->PlanDirectModify = opsmigPlanDirectModify;
+	routine->BeginDirectModify = opsmigBeginDirectModify;
+	routine->IterateDirectModify = opsmigIterateDirectModify;
+	routine->EndDirectModify = opsmigEndDirectModify;
+
+	routine->ExplainForeignScan = opsmigExplainForeignScan;
+	routine->ExplainDirectModify = opsmigExplainDirectModify;
+
+	routine->ImportForeignSchema = opsmigImportForeignSchema;
+
+	PG_RETURN_POINTER(routine);
+}

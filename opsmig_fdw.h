@@ -1,0 +1,118 @@
+/*-------------------------------------------------------------------------
+ *
+ * opsmig_fdw.h
+ *		  Declarations shared by the files of opsmig_fdw: the server options,
+ *		  the column map, the per-user-mapping connection and its counters.
+ *
+ * The HTTP transport (http.h) and the API client (api.h) have headers of
+ * their own; this one only carries what more than one of them needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OPSMIG_FDW_H
+#define OPSMIG_FDW_H
+
+#include "foreign/foreign.h"
+#include "nodes/pg_list.h"
+#include "utils/relcache.h"
+
+/* The columns a foreign table may declare, matched by name (or column_name). */
+typedef enum OpsmigColumn
+{
+	OPSMIG_COL_NONE = -1,		/* dropped attribute */
+	OPSMIG_COL_ORG_ID = 0,
+	OPSMIG_COL_ORG_NAME,
+	OPSMIG_COL_STATUS,
+	OPSMIG_COL_LINK_TOKEN,
+	OPSMIG_NUM_COLUMNS
+} OpsmigColumn;
+
+/* Server options, parsed and defaulted (option.c). */
+typedef struct OpsmigServerOptions
+{
+	char	   *base_url;		/* without trailing slash */
+	int			connect_timeout_ms;
+	int			request_timeout_ms;
+	bool		envelope;
+	int			max_concurrent_requests;
+	int			max_retries;
+	int			max_response_bytes;
+	bool		ssl_verify;
+	char	   *ca_file;		/* NULL: the system's CA store */
+	char	   *proxy;			/* NULL: no proxy, whatever the environment says */
+	double		request_cost;	/* planner cost of one API request */
+} OpsmigServerOptions;
+
+/*
+ * Per-user-mapping counters, kept for the life of the backend (or until
+ * opsmig_fdw_stats_reset()).  Errors are counted by HTTP code class; the
+ * interesting codes get their own slot.
+ */
+typedef enum OpsmigRequestKind
+{
+	OPSMIG_REQ_LIST = 0,
+	OPSMIG_REQ_STATUS,
+	OPSMIG_REQ_CREATE,
+	OPSMIG_REQ_DELETE,
+	OPSMIG_NUM_REQ_KINDS
+} OpsmigRequestKind;
+
+typedef struct OpsmigStats
+{
+	int64		requests[OPSMIG_NUM_REQ_KINDS];
+	int64		errors_401;
+	int64		errors_403;
+	int64		errors_404;
+	int64		errors_409;
+	int64		errors_429;
+	int64		errors_4xx_other;
+	int64		errors_5xx;
+	int64		errors_transport;	/* no HTTP answer: refused, reset, timeout */
+	int64		retries;
+	int64		challenges;		/* digest 401 round trips paid */
+	int64		connections;	/* TCP connections opened */
+	int64		bytes_received;
+	double		total_ms;		/* time spent in requests */
+	double		max_ms;
+} OpsmigStats;
+
+/* option.c */
+extern void opsmig_get_server_options(ForeignServer *server,
+									  OpsmigServerOptions *opts);
+extern void opsmig_get_user_keys(UserMapping *user, ForeignServer *server,
+								 char **public_key, char **private_key);
+extern OpsmigColumn *opsmig_column_map(Relation rel);
+extern const char *opsmig_column_name(OpsmigColumn col);
+
+/*
+ * One cached connection per user mapping (connection.c).  It owns the HTTP
+ * session (a libcurl multi handle and its pool of easy handles, http.c), so
+ * keep-alive connections and digest nonces outlive a single query.
+ */
+typedef struct HttpSession HttpSession;
+
+typedef struct OpsmigConn
+{
+	Oid			umid;			/* hash key: the user mapping's OID */
+	Oid			serverid;
+	char	   *server_name;
+	char	   *public_key;		/* shown in messages and hints */
+	char	   *private_key;	/* never shown; wiped when the entry goes */
+	OpsmigServerOptions opts;
+	HttpSession *http;
+	OpsmigStats stats;
+	MemoryContext cxt;			/* holds everything above */
+	bool		invalidated;	/* server or mapping changed: rebuild when idle */
+	uint32		server_hashvalue;
+	uint32		mapping_hashvalue;
+} OpsmigConn;
+
+/* connection.c */
+
+extern OpsmigConn *opsmig_get_connection(UserMapping *user);
+extern void opsmig_note_remote_change(const char *what);
+extern OpsmigStats *opsmig_conn_stats(OpsmigConn *conn);
+extern void opsmig_connection_foreach(void (*fn) (OpsmigConn *conn, void *arg),
+									  void *arg);
+
+#endif							/* OPSMIG_FDW_H */

@@ -1,0 +1,520 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.c
+ *		  The options opsmig_fdw accepts, their validator, and the parsing
+ *		  of server options, user mapping keys and the column map.
+ *
+ * Every option is checked at CREATE/ALTER time so that a mistake shows up
+ * where it is made, not at the first query.  Secrets are accepted only in
+ * user mappings, and no message here ever prints an option's value for an
+ * option that may hold one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <math.h>
+
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+#include "opsmig_fdw.h"
+
+typedef enum OptionType
+{
+	OPT_STRING,
+	OPT_URL,
+	OPT_SECRET,
+	OPT_BOOL,
+	OPT_SECONDS,				/* positive, fractional seconds */
+	OPT_INT,
+	OPT_REAL
+} OptionType;
+
+typedef struct OpsmigOption
+{
+	const char *name;
+	Oid			context;		/* catalog the option belongs to */
+	OptionType	type;
+	double		min;			/* range for numeric options */
+	double		max;
+	bool		superuser_only; /* changes the security of every user */
+	bool		required;
+} OpsmigOption;
+
+static const OpsmigOption valid_options[] = {
+	{"base_url", ForeignServerRelationId, OPT_URL, 0, 0, false, true},
+	{"connect_timeout", ForeignServerRelationId, OPT_SECONDS, 0.001, 3600},
+	{"request_timeout", ForeignServerRelationId, OPT_SECONDS, 0.001, 86400},
+	{"envelope", ForeignServerRelationId, OPT_BOOL},
+	{"max_concurrent_requests", ForeignServerRelationId, OPT_INT, 1, 64},
+	{"max_retries", ForeignServerRelationId, OPT_INT, 0, 10},
+	{"max_response_bytes", ForeignServerRelationId, OPT_INT, 1024, 1073741824},
+	{"request_cost", ForeignServerRelationId, OPT_REAL, 0, 1e10},
+	{"ssl_verify", ForeignServerRelationId, OPT_BOOL, 0, 0, true},
+	{"ca_file", ForeignServerRelationId, OPT_STRING, 0, 0, true},
+	{"proxy", ForeignServerRelationId, OPT_URL, 0, 0, true},
+	{"public_key", UserMappingRelationId, OPT_STRING, 0, 0, false, true},
+	{"private_key", UserMappingRelationId, OPT_SECRET, 0, 0, false, true},
+	{"column_name", AttributeRelationId, OPT_STRING},
+	{NULL}
+};
+
+/* Defaults, in the units of OpsmigServerOptions. */
+#define DEFAULT_CONNECT_TIMEOUT_MS		10000
+#define DEFAULT_REQUEST_TIMEOUT_MS		30000
+#define DEFAULT_MAX_CONCURRENT			8
+#define DEFAULT_MAX_RETRIES				3
+#define DEFAULT_MAX_RESPONSE_BYTES		(1024 * 1024)
+#define DEFAULT_REQUEST_COST			100.0
+
+static const char *const column_names[OPSMIG_NUM_COLUMNS] = {
+	"org_id", "org_name", "status", "link_token"
+};
+
+PG_FUNCTION_INFO_V1(opsmig_fdw_validator);
+PG_FUNCTION_INFO_V1(opsmig_fdw_check_table);
+
+static const char *
+context_name(Oid context)
+{
+	switch (context)
+	{
+		case ForeignDataWrapperRelationId:
+			return "foreign-data wrapper";
+		case ForeignServerRelationId:
+			return "server";
+		case UserMappingRelationId:
+			return "user mapping";
+		case ForeignTableRelationId:
+			return "foreign table";
+		case AttributeRelationId:
+			return "column";
+	}
+	return "object";
+}
+
+static const OpsmigOption *
+find_option(const char *name, Oid context, const OpsmigOption **elsewhere)
+{
+	const OpsmigOption *opt;
+
+	*elsewhere = NULL;
+	for (opt = valid_options; opt->name; opt++)
+	{
+		if (strcmp(opt->name, name) != 0)
+			continue;
+		if (opt->context == context)
+			return opt;
+		*elsewhere = opt;
+	}
+	return NULL;
+}
+
+static void
+report_unknown_option(const char *name, Oid context, const OpsmigOption *elsewhere)
+{
+	const OpsmigOption *opt;
+	StringInfoData buf;
+
+	if (elsewhere && elsewhere->type == OPT_SECRET)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" is accepted only in a user mapping", name),
+				 errhint("Secrets belong in CREATE USER MAPPING ... OPTIONS (public_key '...', private_key '...'), which only its owner and superusers can read.")));
+	if (elsewhere)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" is not valid for a %s", name, context_name(context)),
+				 errhint("Set \"%s\" on the %s instead.", name,
+						 context_name(elsewhere->context))));
+
+	initStringInfo(&buf);
+	for (opt = valid_options; opt->name; opt++)
+		if (opt->context == context)
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", opt->name);
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+			 errmsg("invalid option \"%s\"", name),
+			 buf.len > 0 ?
+			 errhint("Valid options in this context are: %s.", buf.data) :
+			 errhint("There are no valid options in this context.")));
+}
+
+/*
+ * Check an http(s) URL with libcurl's own parser, the one that will use it.
+ * Credentials in the URL are refused (and never echoed): keys go in the
+ * user mapping.
+ */
+static void
+check_url(const char *optname, const char *value)
+{
+	CURLU	   *u = curl_url();
+	CURLUcode	rc;
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *user = NULL;
+	char	   *query = NULL;
+	char	   *fragment = NULL;
+	const char *problem = NULL;
+	bool		show = true;
+
+	if (u == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	rc = curl_url_set(u, CURLUPART_URL, value, CURLU_NON_SUPPORT_SCHEME);
+	if (rc != CURLUE_OK)
+		problem = curl_url_strerror(rc);
+	else
+	{
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+		curl_url_get(u, CURLUPART_HOST, &host, 0);
+		curl_url_get(u, CURLUPART_USER, &user, 0);
+		curl_url_get(u, CURLUPART_QUERY, &query, 0);
+		curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+		if (user != NULL)
+		{
+			problem = "it contains credentials";
+			show = false;
+		}
+		else if (scheme == NULL ||
+				 (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0))
+			problem = "only http and https URLs are supported";
+		else if (host == NULL || host[0] == '\0')
+			problem = "it has no host";
+		else if (strcmp(optname, "base_url") == 0 && (query != NULL || fragment != NULL))
+			problem = "it has a query string or fragment";
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(query);
+	curl_free(fragment);
+	curl_url_cleanup(u);
+
+	if (problem == NULL)
+		return;
+	if (!show)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": %s", optname, problem),
+				 errhint("Put the API keys in the user mapping (public_key, private_key), not in the URL.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid value for option \"%s\": \"%s\"", optname, value),
+			 errdetail("The URL is not usable: %s.", problem),
+			 strcmp(optname, "base_url") == 0 ?
+			 errhint("Use the API's base URL, such as https://opsmanager.example.com:8443/api/public/v1.0 or https://cloud.mongodb.com/api/public/v1.0.") : 0));
+}
+
+static double
+parse_number(const OpsmigOption *opt, const char *value)
+{
+	double		d;
+	char	   *end;
+
+	errno = 0;
+	d = strtod(value, &end);
+	while (*end == ' ')
+		end++;
+	if (errno != 0 || end == value || *end != '\0' || isnan(d) ||
+		(opt->type == OPT_INT && d != floor(d)) ||
+		d < opt->min || d > opt->max)
+	{
+		if (opt->type == OPT_INT)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid value for option \"%s\": \"%s\"", opt->name, value),
+					 errhint("\"%s\" takes a whole number from %.0f to %.0f.",
+							 opt->name, opt->min, opt->max)));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", opt->name, value),
+				 opt->type == OPT_SECONDS ?
+				 errhint("\"%s\" takes a number of seconds greater than 0 and at most %.0f.",
+						 opt->name, opt->max) :
+				 errhint("\"%s\" takes a number from %g to %g.", opt->name, opt->min, opt->max)));
+	}
+	return d;
+}
+
+static void
+check_option_value(const OpsmigOption *opt, DefElem *def)
+{
+	const char *value = defGetString(def);
+
+	switch (opt->type)
+	{
+		case OPT_URL:
+			check_url(opt->name, value);
+			break;
+		case OPT_BOOL:
+			(void) defGetBoolean(def);
+			break;
+		case OPT_SECONDS:
+		case OPT_INT:
+		case OPT_REAL:
+			(void) parse_number(opt, value);
+			break;
+		case OPT_STRING:
+		case OPT_SECRET:
+			if (value[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"%s\" must not be empty", opt->name)));
+			if (opt->type == OPT_SECRET || strcmp(opt->name, "public_key") == 0)
+			{
+				const char *p;
+
+				/* Control characters would corrupt the digest exchange. */
+				for (p = value; *p; p++)
+					if ((unsigned char) *p < 0x20 || *p == 0x7f)
+						ereport(ERROR,
+								(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+								 errmsg("option \"%s\" contains control characters", opt->name)));
+			}
+			break;
+	}
+}
+
+/*
+ * The validator of every object: server, user mapping, foreign table and
+ * column.  On ALTER it sees the options as they will be, so the required
+ * ones are checked here too.
+ */
+Datum
+opsmig_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	const OpsmigOption *opt;
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+		const OpsmigOption *elsewhere;
+		ListCell   *lc2;
+
+		opt = find_option(def->defname, catalog, &elsewhere);
+		if (opt == NULL)
+			report_unknown_option(def->defname, catalog, elsewhere);
+		if (opt->superuser_only && !superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to set option \"%s\"", opt->name),
+					 errdetail("\"%s\" changes how every user of the server reaches the API; only a superuser may set it.",
+							   opt->name)));
+		foreach(lc2, options)
+			if (lc2 != lc && strcmp(((DefElem *) lfirst(lc2))->defname, def->defname) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_SYNTAX_ERROR),
+						 errmsg("option \"%s\" given more than once", def->defname)));
+		check_option_value(opt, def);
+	}
+
+	for (opt = valid_options; opt->name; opt++)
+	{
+		bool		present = false;
+
+		if (opt->context != catalog || !opt->required)
+			continue;
+		foreach(lc, options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, opt->name) == 0)
+				present = true;
+		if (!present)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("option \"%s\" is required for an opsmig_fdw %s",
+							opt->name, context_name(catalog)),
+					 catalog == UserMappingRelationId ?
+					 errhint("Give the API key pair: OPTIONS (public_key '...', private_key '...').") :
+					 errhint("Give the API's base URL: OPTIONS (base_url 'https://opsmanager.example.com:8443/api/public/v1.0').")));
+	}
+	PG_RETURN_VOID();
+}
+
+static const OpsmigOption *
+option_def(const char *name)
+{
+	const OpsmigOption *opt;
+
+	for (opt = valid_options; opt->name; opt++)
+		if (strcmp(opt->name, name) == 0)
+			return opt;
+	elog(ERROR, "opsmig_fdw: unknown option \"%s\"", name);
+	return NULL;
+}
+
+void
+opsmig_get_server_options(ForeignServer *server, OpsmigServerOptions *opts)
+{
+	ListCell   *lc;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+	opts->max_concurrent_requests = DEFAULT_MAX_CONCURRENT;
+	opts->max_retries = DEFAULT_MAX_RETRIES;
+	opts->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
+	opts->request_cost = DEFAULT_REQUEST_COST;
+	opts->ssl_verify = true;
+
+	foreach(lc, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+		const char *name = def->defname;
+
+		if (strcmp(name, "base_url") == 0)
+		{
+			char	   *url = pstrdup(defGetString(def));
+			size_t		len = strlen(url);
+
+			/* Paths are appended with a leading slash. */
+			while (len > 0 && url[len - 1] == '/')
+				url[--len] = '\0';
+			opts->base_url = url;
+		}
+		else if (strcmp(name, "connect_timeout") == 0)
+			opts->connect_timeout_ms = (int) ceil(parse_number(option_def(name), defGetString(def)) * 1000);
+		else if (strcmp(name, "request_timeout") == 0)
+			opts->request_timeout_ms = (int) ceil(parse_number(option_def(name), defGetString(def)) * 1000);
+		else if (strcmp(name, "envelope") == 0)
+			opts->envelope = defGetBoolean(def);
+		else if (strcmp(name, "max_concurrent_requests") == 0)
+			opts->max_concurrent_requests = (int) parse_number(option_def(name), defGetString(def));
+		else if (strcmp(name, "max_retries") == 0)
+			opts->max_retries = (int) parse_number(option_def(name), defGetString(def));
+		else if (strcmp(name, "max_response_bytes") == 0)
+			opts->max_response_bytes = (int) parse_number(option_def(name), defGetString(def));
+		else if (strcmp(name, "request_cost") == 0)
+			opts->request_cost = parse_number(option_def(name), defGetString(def));
+		else if (strcmp(name, "ssl_verify") == 0)
+			opts->ssl_verify = defGetBoolean(def);
+		else if (strcmp(name, "ca_file") == 0)
+			opts->ca_file = pstrdup(defGetString(def));
+		else if (strcmp(name, "proxy") == 0)
+			opts->proxy = pstrdup(defGetString(def));
+	}
+	if (opts->base_url == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("server \"%s\" has no base_url", server->servername)));
+}
+
+void
+opsmig_get_user_keys(UserMapping *user, ForeignServer *server,
+					 char **public_key, char **private_key)
+{
+	ListCell   *lc;
+
+	*public_key = NULL;
+	*private_key = NULL;
+	foreach(lc, user->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, "public_key") == 0)
+			*public_key = pstrdup(defGetString(def));
+		else if (strcmp(def->defname, "private_key") == 0)
+			*private_key = pstrdup(defGetString(def));
+	}
+	if (*public_key == NULL || *private_key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("the user mapping for server \"%s\" has no API key pair",
+						server->servername),
+				 errhint("Set both public_key and private_key: ALTER USER MAPPING FOR CURRENT_USER SERVER %s OPTIONS (ADD public_key '...', ADD private_key '...').",
+						 quote_identifier(server->servername))));
+}
+
+const char *
+opsmig_column_name(OpsmigColumn col)
+{
+	return column_names[col];
+}
+
+/*
+ * Map each attribute of a foreign table to the API field it shows, by name
+ * or by its column_name option.  Unknown names, other types and two columns
+ * for one field are errors, with the valid names in the hint.
+ */
+OpsmigColumn *
+opsmig_column_map(Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	OpsmigColumn *map = palloc(sizeof(OpsmigColumn) * Max(tupdesc->natts, 1));
+	bool		seen[OPSMIG_NUM_COLUMNS] = {false};
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, i);
+		const char *name = NameStr(attr->attname);
+		ListCell   *lc;
+		int			c;
+
+		map[i] = OPSMIG_COL_NONE;
+		if (attr->attisdropped)
+			continue;
+		foreach(lc, GetForeignColumnOptions(RelationGetRelid(rel), attr->attnum))
+		{
+			DefElem    *def = (DefElem *) lfirst(lc);
+
+			if (strcmp(def->defname, "column_name") == 0)
+				name = defGetString(def);
+		}
+		for (c = 0; c < OPSMIG_NUM_COLUMNS; c++)
+			if (strcmp(name, column_names[c]) == 0)
+				break;
+		if (c == OPSMIG_NUM_COLUMNS)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+					 errmsg("column \"%s\" of foreign table \"%s\" is not a migration link field",
+							NameStr(attr->attname), RelationGetRelationName(rel)),
+					 errhint("Valid column names are org_id, org_name, status and link_token; OPTIONS (column_name '...') maps a column of another name.")));
+		if (seen[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+					 errmsg("foreign table \"%s\" has more than one column for field \"%s\"",
+							RelationGetRelationName(rel), column_names[c])));
+		if (attr->atttypid != TEXTOID && attr->atttypid != VARCHAROID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("column \"%s\" of foreign table \"%s\" has type %s, but opsmig_fdw columns are text",
+							NameStr(attr->attname), RelationGetRelationName(rel),
+							format_type_be(attr->atttypid)),
+					 errhint("Declare it as text or varchar.")));
+		seen[c] = true;
+		map[i] = (OpsmigColumn) c;
+	}
+	return map;
+}
+
+/*
+ * Called by the extension's event trigger after CREATE/ALTER FOREIGN TABLE
+ * and IMPORT FOREIGN SCHEMA, so a wrong column is refused when it is
+ * declared rather than at the first query.
+ */
+Datum
+opsmig_fdw_check_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel = table_open(relid, AccessShareLock);
+
+	(void) opsmig_column_map(rel);
+	table_close(rel, AccessShareLock);
+	PG_RETURN_VOID();
+}

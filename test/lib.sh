@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# Shared by test/run-tests.sh, test/demo.sh and test/bench: build and install
+# the extension, start a throwaway PostgreSQL cluster (owned by "postgres",
+# Unix socket only, in a temp dir) and the API simulator on 127.0.0.1, and
+# tear both down on exit, whatever happens.  Source it; do not run it.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SIM="$ROOT/test/opsmig_sim.py"
+# The simulator's API key pair (its defaults); tests and demo use the same.
+SIM_PUBLIC_KEY=opsmigtest
+export SIM_PRIVATE_KEY=sim-PRIVATE-9f8e7d6c5b4a
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+
+# PostgreSQL must not run as root: run cluster commands as "postgres".
+as_postgres() {
+	if [ "$(id -un)" = postgres ]; then "$@"
+	elif [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"
+	else sudo -u postgres -- "$@"; fi
+}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+build_and_install() {
+	bash "$ROOT/test/install-deps.sh"
+	log "building and installing opsmig_fdw"
+	make -C "$ROOT" -s with_llvm=no >/dev/null
+	$SUDO make -C "$ROOT" -s with_llvm=no install >/dev/null
+}
+
+WORK=
+SIM_PID=
+teardown() {
+	local rc=$?
+	if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
+		as_postgres "$PG_BINDIR/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	if [ -n "$SIM_PID" ]; then
+		kill "$SIM_PID" 2>/dev/null || true
+		wait "$SIM_PID" 2>/dev/null || true
+	fi
+	[ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ] && rm -rf "$WORK"
+	return $rc
+}
+
+# start_services [sim args...]: cluster + simulator; exports PGHOST, PGPORT,
+# PGUSER, PGDATABASE and SIM_URL for psql, pg_regress and the tests.
+start_services() {
+	PG_BINDIR=$(pg_config --bindir)
+	WORK=$(mktemp -d /tmp/opsmig_fdw.XXXXXX)
+	chmod 755 "$WORK"
+	trap teardown EXIT
+	trap 'exit 130' INT TERM
+	[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK"
+	$SUDO test -w "$WORK" || true
+
+	export PGHOST="$WORK" PGPORT=$((50000 + RANDOM % 10000)) PGUSER=postgres PGDATABASE=postgres
+	log "starting a throwaway PostgreSQL cluster in $WORK"
+	as_postgres "$PG_BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust \
+		--no-sync -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 ||
+		{ cat "$WORK/initdb.log" >&2; return 1; }
+	as_postgres "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
+		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off" start >/dev/null
+
+	log "starting the API simulator on 127.0.0.1"
+	python3 "$SIM" serve --host 127.0.0.1 --port 0 --port-file "$WORK/sim.port" "$@" \
+		>"$WORK/sim.log" 2>&1 &
+	SIM_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		[ -s "$WORK/sim.port" ] && break
+		kill -0 "$SIM_PID" 2>/dev/null || { cat "$WORK/sim.log" >&2; return 1; }
+		sleep 0.1
+	done
+	[ -s "$WORK/sim.port" ] || { log "the simulator did not start"; return 1; }
+	export SIM_URL="http://127.0.0.1:$(cat "$WORK/sim.port")"
+	export PG_BINDIR WORK
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of opsmig_fdw: installs what is missing (apt), builds and
+# installs the extension, starts a throwaway cluster and the API simulator,
+# runs the pg_regress suite (make installcheck), checks that the private key
+# reached no output and no server log line, and tears everything down.
+# Exits non-zero when anything fails.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+build_and_install
+start_services --weak-key opsmigweak:weak-PRIVATE-5678
+
+log "running pg_regress (make installcheck)"
+rc=0
+make -C "$ROOT" -s with_llvm=no installcheck || rc=$?
+if [ $rc -ne 0 ] && [ -f "$ROOT/regression.diffs" ]; then
+	log "regression.diffs (first 200 lines):"
+	head -n 200 "$ROOT/regression.diffs" >&2
+fi
+
+log "checking that the private key appears in no output and no log line"
+leaks=$(grep -rl -- "$SIM_PRIVATE_KEY" "$ROOT/results" "$WORK/data/postgres.log" 2>/dev/null || true)
+if [ -n "$leaks" ]; then
+	log "FAIL: the private key appears in: $leaks"
+	rc=1
+else
+	echo "secret check: 1 passed, 0 failed"
+fi
+exit $rc
