@@ -2,13 +2,13 @@
 # (not `make check`: under PGXS it runs nothing).
 
 MODULE_big = opsmig_fdw
-OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o
+OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o cache.o
 PGFILEDESC = "opsmig_fdw - foreign-data wrapper for MongoDB Ops Manager live-migration links"
 
 EXTENSION = opsmig_fdw
-DATA = opsmig_fdw--1.0.sql
+DATA = opsmig_fdw--1.0.sql opsmig_fdw--1.0--1.1.sql
 
-REGRESS = init options scan modify errors envelope paging cancel security
+REGRESS = init options scan modify errors envelope paging cancel security fast upgrade
 REGRESS_OPTS = --load-extension=plpgsql
 
 PKG_CONFIG ?= pkg-config
@@ -20,3 +20,21 @@ SHLIB_LINK = $(shell $(PKG_CONFIG) --libs libcurl json-c)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track headers: rebuild everything when one changes.
+$(OBJS): $(wildcard *.h)
+
+# `make dist`: the PGXN source release, dist/opsmig_fdw-$(DIST_VERSION).tar.gz
+# with everything under opsmig_fdw-$(DIST_VERSION)/.  It packs the COMMITTED
+# tree (git archive HEAD), not the work tree: uncommitted edits are left out,
+# so commit first.  DIST_VERSION must match META.json and debian/changelog
+# (test/package.sh checks that they agree).
+DIST_VERSION = 1.0.0
+DIST_NAME = $(EXTENSION)-$(DIST_VERSION)
+
+dist:
+	mkdir -p dist
+	git archive --format=tar.gz --prefix=$(DIST_NAME)/ -o dist/$(DIST_NAME).tar.gz HEAD
+	@echo "dist/$(DIST_NAME).tar.gz (from the committed tree: git archive HEAD)"
+
+.PHONY: dist

@@ -33,6 +33,7 @@
 
 #include "api.h"
 #include "api_parse.h"
+#include "cache.h"
 #include "http.h"
 
 #include <curl/curl.h>
@@ -60,7 +61,8 @@ typedef struct ApiCall
 	ApiOp		op;
 	char		org_id[OPSMIG_ORG_ID_LEN + 1];
 	char	   *org_name;
-	int			page;
+	int			page;			/* listing: the page number */
+	int			row;			/* create: the caller's row index */
 	bool		reauth_done;	/* the once-only fresh digest challenge */
 } ApiCall;
 
@@ -76,11 +78,18 @@ struct OpsmigScan
 	HttpBatch  *batch;
 	MemoryContext cxt;
 	bool		list_all;		/* status of every listed organization */
-	bool		need_names;
 	bool		listing;		/* pages are (still) being fetched */
-	HTAB	   *names;			/* org_id -> name, when names are needed */
-	List	   *held;			/* rows waiting for the listing's names */
+	HTAB	   *names;			/* org_id -> name, for an id list with names */
+	List	   *rows;			/* OpsmigLink rows ready to return */
+	int			next_row;		/* the next of them to return */
+	int			ttl_ms;			/* cache_ttl; 0: no cache */
+	CachedOrg  *listed;			/* the listing so far, for the cache */
+	int			nlisted;
+	int			listed_cap;
 };
+
+static void api_scan_org(OpsmigScan *scan, const char *id, const char *name);
+static void api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name);
 
 /* ----------------------------------------------------------------
  * Requests
@@ -557,7 +566,8 @@ api_reply_status(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply)
  */
 
 OpsmigScan *
-api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names)
+api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names,
+			   int cache_ttl_ms)
 {
 	OpsmigScan *scan = palloc0(sizeof(OpsmigScan));
 	ListCell   *lc;
@@ -565,13 +575,10 @@ api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names)
 	scan->conn = conn;
 	scan->cxt = CurrentMemoryContext;
 	scan->list_all = list_all;
-	scan->need_names = need_names;
-	scan->listing = list_all || need_names;
+	scan->ttl_ms = cache_ttl_ms;
 	scan->batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests);
 
-	if (scan->listing)
-		http_batch_add(scan->batch, api_request(conn, API_LIST, NULL, 1), true);
-	if (need_names)
+	if (need_names && !list_all)
 	{
 		HASHCTL		ctl;
 
@@ -581,31 +588,68 @@ api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names)
 		scan->names = hash_create("opsmig_fdw organization names", 256, &ctl,
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	if (list_all || need_names)
+	{
+		int			ncached;
+		CachedOrg  *cached = cache_get_listing(conn, cache_ttl_ms, &ncached);
+		int			i;
+
+		if (cached)
+		{
+			for (i = 0; i < ncached; i++)
+				api_scan_org(scan, cached[i].org_id, cached[i].name);
+		}
+		else
+		{
+			scan->listing = true;
+			http_batch_add(scan->batch, api_request(conn, API_LIST, NULL, 1), true);
+		}
+	}
 	if (!list_all)
 	{
 		foreach(lc, org_ids)
-			http_batch_add(scan->batch,
-						   api_request(conn, API_STATUS, (char *) lfirst(lc), 0),
-						   false);
+			api_scan_want_status(scan, (char *) lfirst(lc), NULL);
 	}
 	return scan;
 }
 
-typedef struct PageState
-{
-	OpsmigScan *scan;
-	int			added;
-} PageState;
-
+/* A row is ready: queue it for api_scan_next. */
 static void
-api_scan_page_org(const char *id, const char *name, void *arg)
+api_scan_row(OpsmigScan *scan, const char *org_id, char *org_name, char *status)
 {
-	PageState  *ps = (PageState *) arg;
-	OpsmigScan *scan = ps->scan;
-	char	   *conv = NULL;
+	OpsmigLink *link = palloc(sizeof(OpsmigLink));
 
-	if (name && scan->need_names)
-		conv = api_text(name);
+	link->org_id = pstrdup(org_id);
+	link->org_name = org_name;
+	link->status = status;
+	scan->rows = lappend(scan->rows, link);
+}
+
+/* The status of this organization is wanted: from the cache, or asked. */
+static void
+api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name)
+{
+	bool		linked;
+	char	   *status;
+	HttpRequest *req;
+
+	if (cache_get_status(scan->conn, org_id, scan->ttl_ms, &linked, &status))
+	{
+		if (linked)
+			api_scan_row(scan, org_id, org_name, pstrdup(status));
+		return;
+	}
+	req = api_request(scan->conn, API_STATUS, org_id, 0);
+	((ApiCall *) req->arg)->org_name = org_name;
+	http_batch_add(scan->batch, req, false);
+}
+
+/* One organization of the listing (from a page, or from the cache). */
+static void
+api_scan_org(OpsmigScan *scan, const char *id, const char *name)
+{
+	char	   *conv = name ? api_text(name) : NULL;
+
 	if (scan->names)
 	{
 		OrgName    *entry = hash_search(scan->names, id, HASH_ENTER, NULL);
@@ -613,20 +657,31 @@ api_scan_page_org(const char *id, const char *name, void *arg)
 		entry->name = conv;
 	}
 	if (scan->list_all)
+		api_scan_want_status(scan, id, conv);
+	if (scan->ttl_ms > 0 && scan->listing)
 	{
-		HttpRequest *req = api_request(scan->conn, API_STATUS, id, 0);
-
-		((ApiCall *) req->arg)->org_name = conv;
-		http_batch_add(scan->batch, req, false);
+		if (scan->nlisted >= scan->listed_cap)
+		{
+			scan->listed_cap = Max(64, scan->listed_cap * 2);
+			scan->listed = scan->listed ?
+				repalloc(scan->listed, sizeof(CachedOrg) * scan->listed_cap) :
+				palloc(sizeof(CachedOrg) * scan->listed_cap);
+		}
+		strlcpy(scan->listed[scan->nlisted].org_id, id, sizeof(scan->listed[0].org_id));
+		scan->listed[scan->nlisted++].name = conv;
 	}
-	ps->added++;
+}
+
+static void
+api_scan_page_org(const char *id, const char *name, void *arg)
+{
+	api_scan_org((OpsmigScan *) arg, id, name);
 }
 
 static void
 api_scan_page(OpsmigScan *scan, HttpRequest *req, OpsmigReply *reply)
 {
 	ApiCall    *call = (ApiCall *) req->arg;
-	PageState	ps = {scan, 0};
 	int			nresults = 0;
 	bool		has_next = false;
 	char		why[160];
@@ -634,7 +689,7 @@ api_scan_page(OpsmigScan *scan, HttpRequest *req, OpsmigReply *reply)
 
 	PG_TRY();
 	{
-		pr = opsmig_reply_orgs(reply, api_scan_page_org, &ps, &nresults,
+		pr = opsmig_reply_orgs(reply, api_scan_page_org, scan, &nresults,
 							   &has_next, why, sizeof(why));
 	}
 	PG_FINALLY();
@@ -655,43 +710,37 @@ api_scan_page(OpsmigScan *scan, HttpRequest *req, OpsmigReply *reply)
 							scan->conn->server_name, MAX_PAGES)));
 		http_batch_add(scan->batch,
 					   api_request(scan->conn, API_LIST, NULL, call->page + 1), true);
+		return;
 	}
-	else
-		scan->listing = false;
-}
-
-static void
-api_scan_emit(OpsmigScan *scan, OpsmigLink *link, ApiCall *call, char *status)
-{
-	link->org_id = pstrdup(call->org_id);
-	link->org_name = call->org_name;
-	link->status = status;
+	scan->listing = false;
+	if (scan->ttl_ms > 0)
+		cache_put_listing(scan->conn, scan->listed, scan->nlisted);
 }
 
 /*
- * With names needed for an id list, rows wait until the listing is
- * complete so each can carry its organization's name.
+ * api_scan_next's work, in the scan's own memory context.  Rows of an id
+ * list that need names wait until the listing is complete.
  */
-/* api_scan_next's work, in the scan's own memory context. */
 static bool
 api_scan_fetch(OpsmigScan *scan, OpsmigLink *link)
 {
-	HttpRequest *req;
-
 	for (;;)
 	{
+		HttpRequest *req;
 		OpsmigReply reply;
 		ApiCall    *call;
+		char	   *status;
 
-		if (scan->held != NIL && !scan->listing)
+		if (scan->next_row < list_length(scan->rows) &&
+			!(scan->names && scan->listing))
 		{
-			OpsmigLink *held = linitial(scan->held);
-			OrgName    *entry;
+			*link = *(OpsmigLink *) list_nth(scan->rows, scan->next_row++);
+			if (scan->names)
+			{
+				OrgName    *entry = hash_search(scan->names, link->org_id, HASH_FIND, NULL);
 
-			scan->held = list_delete_first(scan->held);
-			*link = *held;
-			entry = hash_search(scan->names, link->org_id, HASH_FIND, NULL);
-			link->org_name = entry ? entry->name : NULL;
+				link->org_name = entry ? entry->name : NULL;
+			}
 			return true;
 		}
 
@@ -710,16 +759,16 @@ api_scan_fetch(OpsmigScan *scan, OpsmigLink *link)
 		if (reply.code == 404)
 		{
 			opsmig_reply_free(&reply);
-			continue;				/* no link: no row */
+			status = NULL;		/* no link: no row */
 		}
-		api_scan_emit(scan, link, call, api_reply_status(scan->conn, req, &reply));
-		if (scan->need_names && !scan->list_all)
-		{
-			scan->held = lappend(scan->held, memcpy(palloc(sizeof(OpsmigLink)),
-													link, sizeof(OpsmigLink)));
-			continue;
-		}
-		return true;
+		else
+			status = api_reply_status(scan->conn, req, &reply);
+		if (scan->ttl_ms > 0)
+			cache_put_status(scan->conn, call->org_id, status);
+		if (status)
+			api_scan_row(scan, call->org_id, call->org_name, status);
+		pfree(req->response);
+		req->response = NULL;
 	}
 }
 
@@ -743,51 +792,75 @@ api_scan_next(OpsmigScan *scan, OpsmigLink *link)
  * ----------------------------------------------------------------
  */
 
-/* Run one request to its settled reply (retries included). */
-static HttpRequest *
-api_run_one(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply)
+/*
+ * Create the links of n organizations, up to max_concurrent_requests at a
+ * time; statuses[i] gets the status the API answered for org_ids[i].  All
+ * requests are settled before any error is raised, so every link the API
+ * did create is noted for the rollback warning, and none is abandoned in
+ * flight (a request cut off mid-way leaves nobody knowing what happened).
+ */
+void
+api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
+				 char **statuses)
 {
-	HttpBatch  *batch = http_batch_create(conn->http, 1);
-	HttpRequest *done;
-
-	http_batch_add(batch, req, false);
-	while ((done = http_batch_next(batch)) != NULL)
-		if (api_settle(conn, batch, done, reply))
-			return done;
-	elog(ERROR, "opsmig_fdw: request finished without a reply");
-	return NULL;
-}
-
-char *
-api_create_link(OpsmigConn *conn, const char *org_id, const char *link_token)
-{
+	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "opsmig_fdw create",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HttpRequest *req = api_request(conn, API_CREATE, org_id, 0);
-	OpsmigReply reply;
-	char	   *raw;
-	char	   *status;
+	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests);
+	HttpRequest *req;
+	ErrorData  *volatile first_error = NULL;
+	int			i;
 
-	api_check_org_id(org_id, "org_id");
-	raw = opsmig_create_body(link_token);
-	if (raw == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory building the request body")));
-	req->body = pstrdup(raw);
-	free(raw);
+	for (i = 0; i < n; i++)
+	{
+		char	   *raw;
 
-	req = api_run_one(conn, req, &reply);
-	/* The link exists now, whatever the body says: a remote change. */
-	opsmig_note_remote_change(psprintf("created the migration link of organization %s", org_id));
-	status = api_reply_status(conn, req, &reply);
+		api_check_org_id(org_ids[i], "org_id");
+		req = api_request(conn, API_CREATE, org_ids[i], 0);
+		((ApiCall *) req->arg)->row = i;
+		raw = opsmig_create_body(tokens[i]);
+		if (raw == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory building the request body")));
+		req->body = pstrdup(raw);
+		free(raw);
+		cache_forget(conn, org_ids[i]);
+		http_batch_add(batch, req, false);
+	}
 
+	while ((req = http_batch_next(batch)) != NULL)
+	{
+		ApiCall    *call = (ApiCall *) req->arg;
+
+		PG_TRY();
+		{
+			OpsmigReply reply;
+
+			if (api_settle(conn, batch, req, &reply))
+			{
+				/* The link exists now, whatever the body says. */
+				opsmig_note_remote_change(psprintf("created the migration link of organization %s",
+												   call->org_id));
+				statuses[call->row] = MemoryContextStrdup(caller,
+														   api_reply_status(conn, req, &reply));
+			}
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			if (first_error == NULL)
+				first_error = CopyErrorData();
+			FlushErrorState();
+		}
+		PG_END_TRY();
+	}
+	if (first_error)
+		ReThrowError(first_error);
 	MemoryContextSwitchTo(old);
-	status = pstrdup(status);
 	MemoryContextDelete(cxt);
-	return status;
 }
 
 /*
@@ -809,6 +882,7 @@ api_delete_links(OpsmigConn *conn, List *org_ids)
 	foreach(lc, org_ids)
 	{
 		api_check_org_id((char *) lfirst(lc), "org_id");
+		cache_forget(conn, lfirst(lc));
 		http_batch_add(batch, api_request(conn, API_DELETE, lfirst(lc), 0), false);
 	}
 	while ((req = http_batch_next(batch)) != NULL)

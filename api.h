@@ -32,11 +32,12 @@ extern void api_check_org_id(const char *org_id, const char *what);
  * releases every transfer still in flight.
  */
 extern OpsmigScan *api_scan_begin(OpsmigConn *conn, List *org_ids,
-								  bool list_all, bool need_names);
+								  bool list_all, bool need_names,
+								  int cache_ttl_ms);
 extern bool api_scan_next(OpsmigScan *scan, OpsmigLink *link);
 
-extern char *api_create_link(OpsmigConn *conn, const char *org_id,
-							 const char *link_token);
+extern void api_create_links(OpsmigConn *conn, int n, char **org_ids,
+							 char **tokens, char **statuses);
 extern int	api_delete_links(OpsmigConn *conn, List *org_ids);
 
 #endif							/* OPSMIG_API_H */

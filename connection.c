@@ -16,7 +16,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -67,6 +69,7 @@ opsmig_disconnect(OpsmigConn *conn)
 	if (conn->private_key)
 		explicit_bzero(conn->private_key, strlen(conn->private_key));
 	conn->private_key = NULL;
+	conn->cache = NULL;			/* it lives in conn->cxt */
 	if (conn->cxt)
 		MemoryContextDelete(conn->cxt);
 	conn->cxt = NULL;
@@ -142,20 +145,6 @@ OpsmigStats *
 opsmig_conn_stats(OpsmigConn *conn)
 {
 	return &conn->stats;
-}
-
-/* Walk every cached connection (for the stats functions). */
-void
-opsmig_connection_foreach(void (*fn) (OpsmigConn *conn, void *arg), void *arg)
-{
-	HASH_SEQ_STATUS scan;
-	OpsmigConn *conn;
-
-	if (ConnectionHash == NULL)
-		return;
-	hash_seq_init(&scan, ConnectionHash);
-	while ((conn = hash_seq_search(&scan)) != NULL)
-		fn(conn, arg);
 }
 
 static void
@@ -297,4 +286,79 @@ opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				rc->level = level - 1;
 		}
 	}
+}
+
+/* ----------------------------------------------------------------
+ * Counters, for the opsmig_fdw_stats view
+ * ----------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(opsmig_fdw_stats);
+PG_FUNCTION_INFO_V1(opsmig_fdw_stats_reset);
+
+#define STATS_COLS	20
+
+/* One row per user mapping this backend has used since it started. */
+Datum
+opsmig_fdw_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS scan;
+	OpsmigConn *conn;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ConnectionHash == NULL)
+		PG_RETURN_VOID();
+
+	hash_seq_init(&scan, ConnectionHash);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+	{
+		Datum		values[STATS_COLS];
+		bool		nulls[STATS_COLS] = {false};
+		OpsmigStats *st = &conn->stats;
+		ForeignServer *server = GetForeignServerExtended(conn->serverid, FSV_MISSING_OK);
+		int			i = 0;
+
+		if (server == NULL)
+			continue;			/* dropped since */
+		values[i++] = CStringGetTextDatum(server->servername);
+		values[i++] = ObjectIdGetDatum(conn->umid);
+		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_LIST]);
+		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_STATUS]);
+		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_CREATE]);
+		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_DELETE]);
+		values[i++] = Int64GetDatum(st->errors_401);
+		values[i++] = Int64GetDatum(st->errors_403);
+		values[i++] = Int64GetDatum(st->errors_404);
+		values[i++] = Int64GetDatum(st->errors_409);
+		values[i++] = Int64GetDatum(st->errors_429);
+		values[i++] = Int64GetDatum(st->errors_4xx_other);
+		values[i++] = Int64GetDatum(st->errors_5xx);
+		values[i++] = Int64GetDatum(st->errors_transport);
+		values[i++] = Int64GetDatum(st->retries);
+		values[i++] = Int64GetDatum(st->challenges);
+		values[i++] = Int64GetDatum(st->connections);
+		values[i++] = Int64GetDatum(st->cache_hits);
+		values[i++] = Float8GetDatum(st->total_ms);
+		values[i++] = Float8GetDatum(st->max_ms);
+		Assert(i == STATS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
+
+/* Zero this backend's counters (the connections and cache stay). */
+Datum
+opsmig_fdw_stats_reset(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS scan;
+	OpsmigConn *conn;
+
+	if (ConnectionHash != NULL)
+	{
+		hash_seq_init(&scan, ConnectionHash);
+		while ((conn = hash_seq_search(&scan)) != NULL)
+			memset(&conn->stats, 0, sizeof(OpsmigStats));
+	}
+	PG_RETURN_VOID();
 }

@@ -105,6 +105,7 @@ typedef struct OpsmigScanState
 	int			natts;
 	OrgFilter	filter;
 	bool		need_names;
+	int			cache_ttl_ms;
 	ExprState  *filter_state;
 	MemoryContext scan_cxt;		/* one per (re)scan: its deletion stops all */
 	OpsmigScan *scan;
@@ -525,6 +526,9 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	if (fsplan->operation != CMD_SELECT)
 		rtindex = fsplan->resultRelation;
 	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+	/* A DELETE acts on what is there now, never on a cached answer. */
+	if (fsplan->operation == CMD_SELECT)
+		st->cache_ttl_ms = opsmig_table_cache_ttl_ms(RelationGetRelid(rel), &st->conn->opts);
 }
 
 /* Begin the API work of this (re)scan, in a context of its own. */
@@ -542,7 +546,7 @@ start_scan(ForeignScanState *node, OpsmigScanState *st)
 	if (st->filter != ORG_FILTER_NONE)
 		ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
 	st->scan = api_scan_begin(st->conn, ids, st->filter == ORG_FILTER_NONE,
-							  st->need_names);
+							  st->need_names, st->cache_ttl_ms);
 	MemoryContextSwitchTo(old);
 }
 
@@ -558,6 +562,7 @@ add_work(OpsmigStats *acc, const OpsmigStats *now, const OpsmigStats *before)
 	acc->challenges += now->challenges - before->challenges;
 	acc->connections += now->connections - before->connections;
 	acc->bytes_received += now->bytes_received - before->bytes_received;
+	acc->cache_hits += now->cache_hits - before->cache_hits;
 	acc->total_ms += now->total_ms - before->total_ms;
 }
 
@@ -743,61 +748,111 @@ slot_text(TupleTableSlot *slot, OpsmigColumn *colmap, int natts, OpsmigColumn co
 	return TextDatumGetCString(slot->tts_values[attno - 1]);
 }
 
+/*
+ * Create the links of these rows, concurrently.  Every row is checked
+ * before any request, so one bad row changes nothing.
+ */
+static void
+insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
+			int n)
+{
+	MemoryContext old;
+	char	  **org_ids;
+	char	  **tokens;
+	char	  **statuses;
+	int			r,
+				i;
+
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	org_ids = palloc(sizeof(char *) * n);
+	tokens = palloc(sizeof(char *) * n);
+	statuses = palloc0(sizeof(char *) * n);
+
+	for (r = 0; r < n; r++)
+	{
+		TupleTableSlot *slot = slots[r];
+
+		slot_getallattrs(slot);
+		org_ids[r] = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_ID);
+		if (org_ids[r] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("org_id must not be null in an INSERT into \"%s\"",
+							RelationGetRelationName(rinfo->ri_RelationDesc))));
+		api_check_org_id(org_ids[r], "org_id");
+		tokens[r] = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_LINK_TOKEN);
+		if (tokens[r] == NULL || tokens[r][0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("link_token must be given to link organization \"%s\"", org_ids[r]),
+					 errhint("Generate a link token in the target Atlas organization (Organization Settings, Connect to Atlas) and INSERT it as link_token.")));
+		if (slot_text(slot, st->colmap, st->natts, OPSMIG_COL_STATUS) != NULL ||
+			slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_NAME) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("status and org_name cannot be set by INSERT"),
+					 errdetail("The API sets a link's status; org_name comes from the organization."),
+					 errhint("INSERT only org_id and link_token.")));
+	}
+
+	api_create_links(st->conn, n, org_ids, tokens, statuses);
+
+	/* What RETURNING sees: the API's status; the token reads back as NULL. */
+	for (r = 0; r < n; r++)
+	{
+		TupleTableSlot *slot = slots[r];
+
+		for (i = 0; i < st->natts; i++)
+		{
+			if (st->colmap[i] == OPSMIG_COL_STATUS)
+			{
+				slot->tts_values[i] = CStringGetTextDatum(statuses[r]);
+				slot->tts_isnull[i] = false;
+			}
+			else if (st->colmap[i] != OPSMIG_COL_ORG_ID)
+			{
+				slot->tts_values[i] = (Datum) 0;
+				slot->tts_isnull[i] = true;
+			}
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
 static TupleTableSlot *
 opsmigExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
-	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
-	MemoryContext old;
-	char	   *org_id;
-	char	   *token;
-	char	   *status;
-	int			i;
-
-	MemoryContextReset(st->row_cxt);
-	old = MemoryContextSwitchTo(st->row_cxt);
-	slot_getallattrs(slot);
-
-	/* Everything is checked before any request: a bad row changes nothing. */
-	org_id = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_ID);
-	if (org_id == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("org_id must not be null in an INSERT into \"%s\"",
-						RelationGetRelationName(rinfo->ri_RelationDesc))));
-	api_check_org_id(org_id, "org_id");
-	token = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_LINK_TOKEN);
-	if (token == NULL || token[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("link_token must be given to link organization \"%s\"", org_id),
-				 errhint("Generate a link token in the target Atlas organization (Organization Settings, Connect to Atlas) and INSERT it as link_token.")));
-	if (slot_text(slot, st->colmap, st->natts, OPSMIG_COL_STATUS) != NULL ||
-		slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_NAME) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("status and org_name cannot be set by INSERT"),
-				 errdetail("The API sets a link's status; org_name comes from the organization."),
-				 errhint("INSERT only org_id and link_token.")));
-
-	status = api_create_link(st->conn, org_id, token);
-
-	/* What RETURNING sees: the API's status; the token reads back as NULL. */
-	for (i = 0; i < st->natts; i++)
-	{
-		if (st->colmap[i] == OPSMIG_COL_STATUS)
-		{
-			slot->tts_values[i] = CStringGetTextDatum(status);
-			slot->tts_isnull[i] = false;
-		}
-		else if (st->colmap[i] != OPSMIG_COL_ORG_ID)
-		{
-			slot->tts_values[i] = (Datum) 0;
-			slot->tts_isnull[i] = true;
-		}
-	}
-	MemoryContextSwitchTo(old);
+	insert_rows((OpsmigModifyState *) rinfo->ri_FdwState, rinfo, &slot, 1);
 	return slot;
+}
+
+/*
+ * Multi-row INSERT and INSERT ... SELECT come in batches of
+ * max_concurrent_requests rows, whose POSTs run side by side.
+ */
+static TupleTableSlot **
+opsmigExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+							 TupleTableSlot **slots, TupleTableSlot **planSlots,
+							 int *numSlots)
+{
+	insert_rows((OpsmigModifyState *) rinfo->ri_FdwState, rinfo, slots, *numSlots);
+	return slots;
+}
+
+static int
+opsmigGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+
+	/* RETURNING and row triggers need each row back at once. */
+	if (st == NULL || st->conn == NULL || rinfo->ri_projectReturning != NULL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return st->conn->opts.max_concurrent_requests;
 }
 
 static TupleTableSlot *
@@ -1001,6 +1056,8 @@ explain_work(OpsmigScanState *st, ExplainState *es)
 	}
 	ExplainPropertyInteger("API Retries", NULL, w.retries, es);
 	ExplainPropertyInteger("Digest Challenges", NULL, w.challenges, es);
+	if (st->cache_ttl_ms > 0 || w.cache_hits > 0)
+		ExplainPropertyInteger("Cache Hits", NULL, w.cache_hits, es);
 	if (es->timing)
 	{
 		ExplainPropertyInteger("Connections Opened", NULL, w.connections, es);
@@ -1096,6 +1153,8 @@ opsmig_fdw_handler(PG_FUNCTION_ARGS)
 	routine->PlanForeignModify = opsmigPlanForeignModify;
 	routine->BeginForeignModify = opsmigBeginForeignModify;
 	routine->ExecForeignInsert = opsmigExecForeignInsert;
+	routine->ExecForeignBatchInsert = opsmigExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = opsmigGetForeignModifyBatchSize;
 	routine->ExecForeignDelete = opsmigExecForeignDelete;
 	routine->EndForeignModify = opsmigEndForeignModify;
 

@@ -41,6 +41,7 @@ typedef struct OpsmigServerOptions
 	char	   *ca_file;		/* NULL: the system's CA store */
 	char	   *proxy;			/* NULL: no proxy, whatever the environment says */
 	double		request_cost;	/* planner cost of one API request */
+	int			cache_ttl_ms;	/* 0: no cache */
 } OpsmigServerOptions;
 
 /*
@@ -72,6 +73,7 @@ typedef struct OpsmigStats
 	int64		challenges;		/* digest 401 round trips paid */
 	int64		connections;	/* TCP connections opened */
 	int64		bytes_received;
+	int64		cache_hits;		/* organizations answered from the cache */
 	double		total_ms;		/* time spent in requests */
 	double		max_ms;
 } OpsmigStats;
@@ -81,6 +83,7 @@ extern void opsmig_get_server_options(ForeignServer *server,
 									  OpsmigServerOptions *opts);
 extern void opsmig_get_user_keys(UserMapping *user, ForeignServer *server,
 								 char **public_key, char **private_key);
+extern int	opsmig_table_cache_ttl_ms(Oid relid, const OpsmigServerOptions *opts);
 extern OpsmigColumn *opsmig_column_map(Relation rel);
 extern const char *opsmig_column_name(OpsmigColumn col);
 
@@ -90,6 +93,7 @@ extern const char *opsmig_column_name(OpsmigColumn col);
  * keep-alive connections and digest nonces outlive a single query.
  */
 typedef struct HttpSession HttpSession;
+typedef struct OpsmigCache OpsmigCache;
 
 typedef struct OpsmigConn
 {
@@ -100,6 +104,7 @@ typedef struct OpsmigConn
 	char	   *private_key;	/* never shown; wiped when the entry goes */
 	OpsmigServerOptions opts;
 	HttpSession *http;
+	OpsmigCache *cache;			/* cache_ttl answers (cache.c); NULL if none */
 	OpsmigStats stats;
 	MemoryContext cxt;			/* holds everything above */
 	bool		invalidated;	/* server or mapping changed: rebuild when idle */
@@ -112,7 +117,5 @@ typedef struct OpsmigConn
 extern OpsmigConn *opsmig_get_connection(UserMapping *user);
 extern void opsmig_note_remote_change(const char *what);
 extern OpsmigStats *opsmig_conn_stats(OpsmigConn *conn);
-extern void opsmig_connection_foreach(void (*fn) (OpsmigConn *conn, void *arg),
-									  void *arg);
 
 #endif							/* OPSMIG_FDW_H */

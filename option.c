@@ -64,6 +64,8 @@ static const OpsmigOption valid_options[] = {
 	{"max_retries", ForeignServerRelationId, OPT_INT, 0, 10},
 	{"max_response_bytes", ForeignServerRelationId, OPT_INT, 1024, 1073741824},
 	{"request_cost", ForeignServerRelationId, OPT_REAL, 0, 1e10},
+	{"cache_ttl", ForeignServerRelationId, OPT_REAL, 0, 86400},
+	{"cache_ttl", ForeignTableRelationId, OPT_REAL, 0, 86400},
 	{"ssl_verify", ForeignServerRelationId, OPT_BOOL, 0, 0, true},
 	{"ca_file", ForeignServerRelationId, OPT_STRING, 0, 0, true},
 	{"proxy", ForeignServerRelationId, OPT_URL, 0, 0, true},
@@ -401,6 +403,8 @@ opsmig_get_server_options(ForeignServer *server, OpsmigServerOptions *opts)
 			opts->max_response_bytes = (int) parse_number(option_def(name), defGetString(def));
 		else if (strcmp(name, "request_cost") == 0)
 			opts->request_cost = parse_number(option_def(name), defGetString(def));
+		else if (strcmp(name, "cache_ttl") == 0)
+			opts->cache_ttl_ms = (int) (parse_number(option_def(name), defGetString(def)) * 1000);
 		else if (strcmp(name, "ssl_verify") == 0)
 			opts->ssl_verify = defGetBoolean(def);
 		else if (strcmp(name, "ca_file") == 0)
@@ -412,6 +416,22 @@ opsmig_get_server_options(ForeignServer *server, OpsmigServerOptions *opts)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 				 errmsg("server \"%s\" has no base_url", server->servername)));
+}
+
+/* cache_ttl of a foreign table: its own option, else its server's. */
+int
+opsmig_table_cache_ttl_ms(Oid relid, const OpsmigServerOptions *opts)
+{
+	ListCell   *lc;
+
+	foreach(lc, GetForeignTable(relid)->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, "cache_ttl") == 0)
+			return (int) (parse_number(option_def("cache_ttl"), defGetString(def)) * 1000);
+	}
+	return opts->cache_ttl_ms;
 }
 
 void

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.c
+ *		  The cache_ttl cache of opsmig_fdw: each user mapping's recent link
+ *		  statuses (including "no link") and its last organization listing,
+ *		  with the time each was fetched.
+ *
+ * Off by default (cache_ttl = 0).  Within the TTL a repeated scan in the same
+ * backend is answered from memory with no request at all; INSERT and DELETE
+ * through the FDW forget the organization they changed, so a backend always
+ * sees its own changes.  Other backends' changes, and changes made outside
+ * PostgreSQL, show after at most cache_ttl seconds: that is the trade.
+ *
+ * Everything lives in a context under the connection's, so invalidating the
+ * connection (ALTER SERVER, ALTER USER MAPPING) drops the cache with it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "cache.h"
+
+typedef struct CachedStatus
+{
+	char		org_id[25];		/* hash key */
+	bool		linked;
+	char		status[65];
+	TimestampTz fetched_at;
+} CachedStatus;
+
+struct OpsmigCache
+{
+	MemoryContext cxt;
+	HTAB	   *statuses;
+	MemoryContext listing_cxt;	/* reset at each new listing */
+	CachedOrg  *listing;
+	int			nlisting;
+	TimestampTz listing_at;
+};
+
+static OpsmigCache *
+cache_of(OpsmigConn *conn)
+{
+	OpsmigCache *c = conn->cache;
+	HASHCTL		ctl;
+
+	if (c)
+		return c;
+	c = MemoryContextAllocZero(conn->cxt, sizeof(OpsmigCache));
+	c->cxt = AllocSetContextCreate(conn->cxt, "opsmig_fdw cache", ALLOCSET_DEFAULT_SIZES);
+	c->listing_cxt = AllocSetContextCreate(c->cxt, "opsmig_fdw cached listing",
+										   ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(((CachedStatus *) NULL)->org_id);
+	ctl.entrysize = sizeof(CachedStatus);
+	ctl.hcxt = c->cxt;
+	c->statuses = hash_create("opsmig_fdw status cache", 256, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	conn->cache = c;
+	return c;
+}
+
+static bool
+fresh(TimestampTz at, int ttl_ms)
+{
+	return ttl_ms > 0 && at != 0 &&
+		!TimestampDifferenceExceeds(at, GetCurrentTimestamp(), ttl_ms);
+}
+
+/*
+ * A fresh cached status: *linked false means the API said "no link".
+ * *status points into the cache; copy it before the next cache call.
+ */
+bool
+cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
+				 bool *linked, char **status)
+{
+	CachedStatus *e;
+
+	if (ttl_ms <= 0 || conn->cache == NULL)
+		return false;
+	e = hash_search(conn->cache->statuses, org_id, HASH_FIND, NULL);
+	if (e == NULL || !fresh(e->fetched_at, ttl_ms))
+		return false;
+	*linked = e->linked;
+	*status = e->status;
+	conn->stats.cache_hits++;
+	return true;
+}
+
+/* Remember an answer; status NULL means "no link". */
+void
+cache_put_status(OpsmigConn *conn, const char *org_id, const char *status)
+{
+	CachedStatus *e = hash_search(cache_of(conn)->statuses, org_id, HASH_ENTER, NULL);
+
+	e->linked = (status != NULL);
+	strlcpy(e->status, status ? status : "", sizeof(e->status));
+	e->fetched_at = GetCurrentTimestamp();
+}
+
+void
+cache_forget(OpsmigConn *conn, const char *org_id)
+{
+	if (conn->cache)
+		hash_search(conn->cache->statuses, org_id, HASH_REMOVE, NULL);
+}
+
+/* A fresh cached listing, or NULL. */
+CachedOrg *
+cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs)
+{
+	if (ttl_ms <= 0 || conn->cache == NULL || conn->cache->listing == NULL ||
+		!fresh(conn->cache->listing_at, ttl_ms))
+		return NULL;
+	*norgs = conn->cache->nlisting;
+	return conn->cache->listing;
+}
+
+void
+cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs)
+{
+	OpsmigCache *c = cache_of(conn);
+	int			i;
+
+	MemoryContextReset(c->listing_cxt);
+	c->listing = MemoryContextAlloc(c->listing_cxt, sizeof(CachedOrg) * Max(norgs, 1));
+	for (i = 0; i < norgs; i++)
+	{
+		strlcpy(c->listing[i].org_id, orgs[i].org_id, sizeof(c->listing[i].org_id));
+		c->listing[i].name = orgs[i].name ?
+			MemoryContextStrdup(c->listing_cxt, orgs[i].name) : NULL;
+	}
+	c->nlisting = norgs;
+	c->listing_at = GetCurrentTimestamp();
+}
+
+/* Drop everything (opsmig_fdw_stats_reset does not; ALTER SERVER does). */
+void
+cache_drop(OpsmigConn *conn)
+{
+	if (conn->cache)
+		MemoryContextDelete(conn->cache->cxt);
+	conn->cache = NULL;
+}

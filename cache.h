@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.h
+ *		  The cache_ttl cache: recent answers of the API kept per user
+ *		  mapping, so dashboards that poll the table do not poll the API.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OPSMIG_CACHE_H
+#define OPSMIG_CACHE_H
+
+#include "opsmig_fdw.h"
+
+/* One organization of a cached listing. */
+typedef struct CachedOrg
+{
+	char		org_id[25];
+	char	   *name;			/* may be NULL */
+} CachedOrg;
+
+extern bool cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
+							 bool *linked, char **status);
+extern void cache_put_status(OpsmigConn *conn, const char *org_id,
+							 const char *status);
+extern void cache_forget(OpsmigConn *conn, const char *org_id);
+extern CachedOrg *cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs);
+extern void cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs);
+extern void cache_drop(OpsmigConn *conn);
+
+#endif							/* OPSMIG_CACHE_H */
