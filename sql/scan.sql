@@ -62,19 +62,19 @@ CREATE FOREIGN TABLE links_by_hand (state text OPTIONS (column_name 'status'), i
   SERVER om;
 SELECT state, id FROM links_by_hand ORDER BY id;
 
--- Joins: a small local inventory drives one status call per row, no listing.
-CREATE TABLE inventory (org_id text PRIMARY KEY, team text);
-INSERT INTO inventory VALUES ('5e2211c17a3e5a48f5000001', 'red'), ('5e2211c17a3e5a48f5000003', 'blue'),
+-- Joins: a small local teams drives one status call per row, no listing.
+CREATE TABLE teams (org_id text PRIMARY KEY, team text);
+INSERT INTO teams VALUES ('5e2211c17a3e5a48f5000001', 'red'), ('5e2211c17a3e5a48f5000003', 'blue'),
   ('5e2211c17a3e5a48f5000004', 'green');
-ANALYZE inventory;
+ANALYZE teams;
 EXPLAIN (COSTS OFF, VERBOSE)
-SELECT i.team, l.status FROM inventory i JOIN org_migration_links l USING (org_id);
+SELECT i.team, l.status FROM teams i JOIN org_migration_links l USING (org_id);
 \! python3 test/opsmig_sim.py ctl reset-counters
-SELECT i.org_id, i.team, l.status FROM inventory i JOIN org_migration_links l USING (org_id) ORDER BY i.org_id;
+SELECT i.org_id, i.team, l.status FROM teams i JOIN org_migration_links l USING (org_id) ORDER BY i.org_id;
 \! python3 test/opsmig_sim.py ctl counts
 -- A LEFT JOIN keeps the organizations without a link.
 SELECT i.org_id, i.team, coalesce(l.status, '(no link)') AS status
-  FROM inventory i LEFT JOIN org_migration_links l USING (org_id) ORDER BY i.org_id;
+  FROM teams i LEFT JOIN org_migration_links l USING (org_id) ORDER BY i.org_id;
 
 -- EXPLAIN VERBOSE says what will be asked; EXPLAIN ANALYZE what was.
 EXPLAIN (COSTS OFF, VERBOSE) SELECT * FROM org_migration_links;
