@@ -44,8 +44,8 @@ CREATE MATERIALIZED VIEW migration_link_snapshot AS
 REFRESH MATERIALIZED VIEW migration_link_snapshot;
 SELECT org_id, status FROM migration_link_snapshot ORDER BY org_id;
 
--- Poll one link every 5 seconds (psql; Ctrl-C stops it).  The README adds
--- \watch 5 after this query; the test runs it once.
+-- The README adds \watch 5 after this query; the test runs it once.
+-- Poll one link every 5 seconds (psql; Ctrl-C stops it)
 SELECT org_id, status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000004';
 -- Listings: one per full scan (the status report and the snapshot's two);
 -- the joins asked only for their inventory rows.

@@ -72,6 +72,11 @@ SELECT i.team, l.status FROM teams i JOIN org_migration_links l USING (org_id);
 \! python3 test/opsmig_sim.py ctl reset-counters
 SELECT i.org_id, i.team, l.status FROM teams i JOIN org_migration_links l USING (org_id) ORDER BY i.org_id;
 \! python3 test/opsmig_sim.py ctl counts
+-- For a large list, an array of ids is asked concurrently in one scan.
+\! python3 test/opsmig_sim.py ctl reset-counters
+SELECT org_id, status FROM org_migration_links
+ WHERE org_id = ANY (ARRAY(SELECT org_id FROM teams)) ORDER BY org_id;
+\! python3 test/opsmig_sim.py ctl counts
 -- A LEFT JOIN keeps the organizations without a link.
 SELECT i.org_id, i.team, coalesce(l.status, '(no link)') AS status
   FROM teams i LEFT JOIN org_migration_links l USING (org_id) ORDER BY i.org_id;

@@ -18,6 +18,9 @@ if [ $rc -ne 0 ] && [ -f "$ROOT/regression.diffs" ]; then
 	head -n 200 "$ROOT/regression.diffs" >&2
 fi
 
+log "checking that the README's tested examples are in the suite"
+python3 "$ROOT/test/check-readme.py" || rc=1
+
 log "checking that the private key appears in no output and no log line"
 leaks=$(grep -rl -- "$SIM_PRIVATE_KEY" "$ROOT/results" "$WORK/data/postgres.log" 2>/dev/null || true)
 if [ -n "$leaks" ]; then
