@@ -29,7 +29,7 @@ $(OBJS): $(wildcard *.h)
 # tree (git archive HEAD), not the work tree: uncommitted edits are left out,
 # so commit first.  DIST_VERSION must match META.json and debian/changelog
 # (test/package.sh checks that they agree).
-DIST_VERSION = 1.0.0
+DIST_VERSION = 1.1.0
 DIST_NAME = $(EXTENSION)-$(DIST_VERSION)
 
 dist:

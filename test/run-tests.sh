@@ -29,4 +29,9 @@ if [ -n "$leaks" ]; then
 else
 	echo "secret check: 1 passed, 0 failed"
 fi
+
+# Last, because it swaps the installed extension files for the package's
+# while it runs (and puts them back).
+log "building, installing and smoke-testing the Debian package"
+bash "$ROOT/test/package.sh" || rc=1
 exit $rc
