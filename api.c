@@ -135,51 +135,39 @@ api_url(OpsmigConn *conn, const char *path, const char *query)
 	return buf.data;
 }
 
+/* Method, counter and path of each call; %s is the validated org id. */
+static const struct
+{
+	const char *method;
+	OpsmigRequestKind kind;
+	const char *path;
+}			api_calls[] = {
+	[API_LIST] = {"GET", OPSMIG_REQ_LIST, "/orgs"},
+	[API_STATUS] = {"GET", OPSMIG_REQ_STATUS, "/orgs/%s/liveExport/migrationLink/status"},
+	[API_CREATE] = {"POST", OPSMIG_REQ_CREATE, "/orgs/%s/liveExport/migrationLink"},
+	[API_DELETE] = {"DELETE", OPSMIG_REQ_DELETE, "/orgs/%s/liveExport/migrationLink"},
+};
+
 static HttpRequest *
 api_request(OpsmigConn *conn, ApiOp op, const char *org_id, int page)
 {
 	HttpRequest *req = palloc0(sizeof(HttpRequest));
 	ApiCall    *call = palloc0(sizeof(ApiCall));
 	char		path[128];
+	char		query[64] = "";
 
 	call->op = op;
 	call->page = page;
 	if (org_id)
 		strlcpy(call->org_id, org_id, sizeof(call->org_id));
+	snprintf(path, sizeof(path), api_calls[op].path, call->org_id);
+	if (op == API_LIST)
+		snprintf(query, sizeof(query), "pageNum=%d&itemsPerPage=%d", page, ORGS_PER_PAGE);
+
 	req->arg = call;
-
-	switch (op)
-	{
-		case API_LIST:
-			{
-				char		query[64];
-
-				snprintf(query, sizeof(query), "pageNum=%d&itemsPerPage=%d",
-						 page, ORGS_PER_PAGE);
-				req->method = "GET";
-				req->kind = OPSMIG_REQ_LIST;
-				req->url = api_url(conn, "/orgs", query);
-				break;
-			}
-		case API_STATUS:
-			snprintf(path, sizeof(path), "/orgs/%s/liveExport/migrationLink/status", org_id);
-			req->method = "GET";
-			req->kind = OPSMIG_REQ_STATUS;
-			req->url = api_url(conn, path, NULL);
-			break;
-		case API_CREATE:
-			snprintf(path, sizeof(path), "/orgs/%s/liveExport/migrationLink", org_id);
-			req->method = "POST";
-			req->kind = OPSMIG_REQ_CREATE;
-			req->url = api_url(conn, path, NULL);
-			break;
-		case API_DELETE:
-			snprintf(path, sizeof(path), "/orgs/%s/liveExport/migrationLink", org_id);
-			req->method = "DELETE";
-			req->kind = OPSMIG_REQ_DELETE;
-			req->url = api_url(conn, path, NULL);
-			break;
-	}
+	req->method = api_calls[op].method;
+	req->kind = api_calls[op].kind;
+	req->url = api_url(conn, path, query);
 	return req;
 }
 

@@ -30,6 +30,11 @@ else
 	echo "secret check: 1 passed, 0 failed"
 fi
 
+log "checking the extension against a real digest server (Apache mod_auth_digest)"
+bash "$ROOT/test/apache-check.sh" >"${TMPDIR:-/tmp}/opsmig-apache-check.log" 2>&1 || {
+	rc=1; tail -n 40 "${TMPDIR:-/tmp}/opsmig-apache-check.log" >&2; }
+tail -n 1 "${TMPDIR:-/tmp}/opsmig-apache-check.log"
+
 # Last, because it swaps the installed extension files for the package's
 # while it runs (and puts them back).
 log "building, installing and smoke-testing the Debian package"
