@@ -372,6 +372,20 @@ api_count_error(OpsmigConn *conn, HttpRequest *req, long code)
  * ----------------------------------------------------------------
  */
 
+/* Exponential backoff before jitter: 200 ms, 400 ms, ... up to 10 s. */
+static int
+api_backoff_ceiling(HttpRequest *req)
+{
+	return (int) Min(RETRY_BASE_MS * pow(2, req->attempts - 1), RETRY_MAX_MS);
+}
+
+/* The request's path and query, for log lines (the base URL is known). */
+static const char *
+api_path(OpsmigConn *conn, HttpRequest *req)
+{
+	return req->url + strlen(conn->opts.base_url);
+}
+
 /*
  * May this failed attempt be sent again?  GETs are idempotent: connection
  * errors, 5xx and 429 are retried.  POST and DELETE are retried only when
@@ -396,7 +410,7 @@ api_retry_delay(OpsmigConn *conn, ApiCall *call, HttpRequest *req, long code)
 	if (!retryable)
 		return -1;
 
-	delay = Min(RETRY_BASE_MS * pow(2, req->attempts - 1), RETRY_MAX_MS);
+	delay = api_backoff_ceiling(req);
 	delay *= 0.5 + 0.5 * pg_prng_double(&pg_global_prng_state);	/* jitter */
 	if (req->retry_after >= 0)
 		delay = Max(delay, Min(req->retry_after, RETRY_AFTER_MAX_S) * 1000.0);
@@ -460,7 +474,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 									  ctype));
 		}
 		elog(DEBUG2, "opsmig_fdw: %s %s: HTTP %ld in %.1f ms",
-			 req->method, req->url, code, req->elapsed_ms);
+			 req->method, api_path(conn, req), code, req->elapsed_ms);
 		return true;
 	}
 	api_count_error(conn, req, code);
@@ -474,7 +488,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 	{
 		call->reauth_done = true;
 		elog(DEBUG1, "opsmig_fdw: %s %s: HTTP 401 with a reused nonce, retrying with a fresh digest challenge",
-			 req->method, req->url);
+			 req->method, api_path(conn, req));
 		opsmig_reply_free(reply);
 		http_batch_retry(batch, req, 0, true);
 		return false;
@@ -483,11 +497,13 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 	delay = api_retry_delay(conn, call, req, code);
 	if (delay >= 0)
 	{
-		elog(DEBUG1, "opsmig_fdw: %s %s: %s%s, retry %d of %d in %d ms",
-			 req->method, req->url,
+		/* The delay itself is jittered; the message gives its ceiling. */
+		elog(DEBUG1, "opsmig_fdw: %s %s: %s%s, retry %d of %d within %d ms",
+			 req->method, api_path(conn, req),
 			 code ? "HTTP " : req->curl_error,
 			 code ? psprintf("%ld", code) : "",
-			 req->attempts, conn->opts.max_retries, delay);
+			 req->attempts, conn->opts.max_retries,
+			 req->retry_after >= 0 ? delay : api_backoff_ceiling(req));
 		opsmig_reply_free(reply);
 		http_batch_retry(batch, req, delay, false);
 		return false;
