@@ -59,7 +59,12 @@ start_services() {
 	as_postgres "$PG_BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust \
 		--no-sync -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 ||
 		{ cat "$WORK/initdb.log" >&2; return 1; }
-	as_postgres "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
+	# PG_EXTRA_ENV (opt-in; test/sanitize.sh sets it): NAME=value words, no
+	# blanks in a value, put in the postmaster's environment through env(1)
+	# inside as_postgres, so that sudo's env_reset cannot drop them.
+	local -a pg_env=()
+	[ -z "${PG_EXTRA_ENV:-}" ] || read -ra pg_env <<<"$PG_EXTRA_ENV"
+	as_postgres ${pg_env[@]+env "${pg_env[@]}"} "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
 		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off" start >/dev/null
 
 	log "starting the API simulator on 127.0.0.1"
