@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of opsmig_fdw: installs what is missing (apt), builds and
 # installs the extension, starts a throwaway cluster and the API simulator,
-# runs the pg_regress suite (make installcheck), checks that the private key
-# reached no output and no server log line, and tears everything down.
-# Exits non-zero when anything fails.
+# runs the pg_regress suite (make installcheck), checks that the README's
+# examples are in it and that the private key reached no output and no
+# server log line; then fuzzes the reply parsers, runs the suite again under
+# ASan/UBSan, runs the extension against Apache's digest auth, and builds,
+# installs and smoke-tests the Debian package.  Every step tears down what
+# it started.  Exits non-zero when anything fails.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -29,6 +32,12 @@ if [ -n "$leaks" ]; then
 else
 	echo "secret check: 1 passed, 0 failed"
 fi
+
+log "fuzzing the reply parsers (libFuzzer with ASan and UBSan, 10 s a target)"
+bash "$ROOT/test/fuzz/run.sh" 10 || rc=1
+
+log "running the whole pg_regress suite again under AddressSanitizer and UBSan"
+bash "$ROOT/test/sanitize.sh" || rc=1
 
 log "checking the extension against a real digest server (Apache mod_auth_digest)"
 bash "$ROOT/test/apache-check.sh" >"${TMPDIR:-/tmp}/opsmig-apache-check.log" 2>&1 || {
