@@ -193,6 +193,13 @@ api_op_message(ApiOp op)
 	return "API request failed";
 }
 
+/* What the message names: the organization, or the server for a listing. */
+static const char *
+api_op_subject(OpsmigConn *conn, ApiCall *call)
+{
+	return call->op == API_LIST ? conn->server_name : call->org_id;
+}
+
 static int
 api_http_sqlstate(ApiOp op, long code)
 {
@@ -247,7 +254,7 @@ api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 {
 	OpsmigApiError err;
 	long		code = reply ? reply->code : req->http_code;
-	const char *who = call->op == API_LIST ? conn->server_name : call->org_id;
+	const char *who = api_op_subject(conn, call);
 
 	opsmig_reply_error(reply, req->response, req->response_len, &err);
 
@@ -267,7 +274,7 @@ api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 static void
 api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
 {
-	const char *who = call->op == API_LIST ? conn->server_name : call->org_id;
+	const char *who = api_op_subject(conn, call);
 
 	if (req->too_large)
 		ereport(ERROR,
@@ -332,7 +339,7 @@ api_report_reply(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 				 const char *why)
 {
 	char		excerpt[128];
-	const char *who = call->op == API_LIST ? conn->server_name : call->org_id;
+	const char *who = api_op_subject(conn, call);
 
 	opsmig_printable(req->response, req->response_len, excerpt, sizeof(excerpt));
 	ereport(ERROR,
