@@ -83,6 +83,10 @@ struct HttpBatch
 	MemoryContextCallback cleanup;
 };
 
+/* libcurl writes up to CURL_ERROR_SIZE bytes into HttpRequest.curl_error. */
+StaticAssertDecl(sizeof(((HttpRequest *) NULL)->curl_error) >= CURL_ERROR_SIZE,
+				 "HttpRequest.curl_error is smaller than CURL_ERROR_SIZE");
+
 static void http_batch_cleanup(void *arg);
 static void http_detach(HttpRequest *req);
 
@@ -390,13 +394,15 @@ http_start(HttpSession *s, HttpRequest *req)
 	}
 	else if (strcmp(req->method, "GET") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+	/* libcurl's own words ("SSL certificate problem: ...") beat strerror's. */
+	req->curl_error[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->curl_error);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 
 	req->http_code = 0;
 	req->curl_code = CURLE_OK;
-	req->curl_error[0] = '\0';
 	req->too_large = false;
 	req->content_type[0] = '\0';
 	req->retry_after = -1;
@@ -428,6 +434,8 @@ http_detach(HttpRequest *req)
 	if (req->handle == NULL)
 		return;
 	curl_multi_remove_handle(s->multi, req->handle->easy);
+	/* The buffer goes with the request; an idle handle must not point at it. */
+	curl_easy_setopt(req->handle->easy, CURLOPT_ERRORBUFFER, NULL);
 	req->handle->in_use = false;
 	req->handle = NULL;
 	req->batch->running--;
@@ -452,8 +460,10 @@ http_finish(HttpRequest *req, CURLcode result)
 
 	req->curl_code = result;
 	req->http_code = (result == CURLE_OK) ? code : 0;
-	if (result != CURLE_OK)
+	if (result != CURLE_OK && req->curl_error[0] == '\0')
 		strlcpy(req->curl_error, curl_easy_strerror(result), sizeof(req->curl_error));
+	else if (result == CURLE_OK)
+		req->curl_error[0] = '\0';
 	req->elapsed_ms = total * 1000.0;
 	req->connected = connect > 0 || code != 0;
 	req->challenges = req->responses_401 - (code == 401 ? 1 : 0);

@@ -94,7 +94,10 @@ CREATE SERVER om_down FOREIGN DATA WRAPPER opsmig_fdw
 CREATE USER MAPPING FOR CURRENT_USER SERVER om_down
   OPTIONS (public_key 'opsmigtest', private_key :'private_key');
 CREATE FOREIGN TABLE links_down (org_id text, status text) SERVER om_down;
+-- (terse: libcurl's detail says how many ms the attempt took)
+\set VERBOSITY terse
 SELECT * FROM links_down;
+\set VERBOSITY default
 \echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault reset --on status --times 2
 SELECT * FROM org_migration_links WHERE org_id = :'org1';

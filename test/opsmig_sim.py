@@ -13,7 +13,7 @@ Usage
   opsmig_sim.py serve [--host 127.0.0.1] [--port 0] [--port-file PATH] [--orgs 5]
                       [--latency-ms 0] [--public-key opsmigtest]
                       [--private-key sim-PRIVATE-9f8e7d6c5b4a] [--weak-key PUB:PRIV]
-                      [--nonce-ttl 300]
+                      [--nonce-ttl 300] [--tls-cert PEM --tls-key PEM]
   opsmig_sim.py ctl COMMAND [ARGS]      (finds the server through $SIM_URL)
   opsmig_sim.py selftest [-v]
 
@@ -23,7 +23,8 @@ serve
   writes the port to --port-file (through a temporary file and a rename, so a reader never
   sees half a number) and prints "opsmig_sim listening on http://HOST:PORT". SIGTERM or
   SIGINT stops it cleanly (exit 0) and removes the port file. It never logs anything about
-  requests, and so never logs an Authorization header or a key.
+  requests, and so never logs an Authorization header or a key. With --tls-cert and
+  --tls-key it serves HTTPS instead (test/tls-check.sh); `ctl` speaks plain HTTP only.
 
 Data set (deterministic)
 ========================
@@ -238,6 +239,7 @@ import secrets
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import subprocess
 import sys
@@ -1253,10 +1255,22 @@ def check_loopback(host: str) -> tuple[str, str, int]:
     return str(addr), str(addr), socket.AF_INET
 
 
-def make_server(host: str, port: int, sim: Simulator) -> tuple[SimServer, str]:
+def make_server(host: str, port: int, sim: Simulator,
+                tls: tuple[str, str] | None = None) -> tuple[SimServer, str]:
+    """tls = (certificate file, key file) serves HTTPS, for the FDW's TLS checks
+    (test/tls-check.sh); the ctl client speaks plain HTTP only, so a TLS simulator is
+    driven by its data set and serve-time flags alone."""
     bind, display, family = check_loopback(host)
     server = SimServer((bind, port), sim, family)
-    return server, f"http://{display}:{server.server_address[1]}"
+    if tls is None:
+        return server, f"http://{display}:{server.server_address[1]}"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*tls)
+    # The handshake waits for the handler thread's first read, so a client that
+    # connects and says nothing cannot hold up accept() for everyone else.
+    server.socket = ctx.wrap_socket(server.socket, server_side=True,
+                                    do_handshake_on_connect=False)
+    return server, f"https://{display}:{server.server_address[1]}"
 
 
 def cmd_serve(argv: list[str]) -> int:
@@ -1271,6 +1285,8 @@ def cmd_serve(argv: list[str]) -> int:
     p.add_argument("--private-key", default=DEFAULT_PRIVATE_KEY)
     p.add_argument("--weak-key", metavar="PUB:PRIV")
     p.add_argument("--nonce-ttl", type=float, default=300.0)
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
+    p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     a = p.parse_args(argv)
 
     def fail(msg: str) -> int:
@@ -1292,7 +1308,10 @@ def cmd_serve(argv: list[str]) -> int:
     sim = Simulator(orgs=a.orgs, latency_ms=a.latency_ms, public_key=a.public_key,
                     private_key=a.private_key, weak_key=weak, nonce_ttl=a.nonce_ttl)
     try:
-        server, url = make_server(a.host, a.port, sim)
+        if bool(a.tls_cert) != bool(a.tls_key):
+            return fail("--tls-cert and --tls-key go together")
+        server, url = make_server(a.host, a.port, sim,
+                                  (a.tls_cert, a.tls_key) if a.tls_cert else None)
     except ValueError as e:
         return fail(str(e))
     except OSError as e:

@@ -4,7 +4,7 @@
 # runs the pg_regress suite (make installcheck), checks that the README's
 # examples are in it and that the private key reached no output and no
 # server log line; then fuzzes the reply parsers, runs the suite again under
-# ASan/UBSan, runs the extension against Apache's digest auth, and builds,
+# ASan/UBSan, checks TLS, runs the extension against Apache's digest auth, and builds,
 # installs and smoke-tests the Debian package.  Every step tears down what
 # it started.  Exits non-zero when anything fails.
 set -euo pipefail
@@ -38,6 +38,11 @@ bash "$ROOT/test/fuzz/run.sh" 10 || rc=1
 
 log "running the whole pg_regress suite again under AddressSanitizer and UBSan"
 bash "$ROOT/test/sanitize.sh" || rc=1
+
+log "checking TLS: an unknown CA refused, ca_file trusted, ssl_verify off"
+bash "$ROOT/test/tls-check.sh" >"${TMPDIR:-/tmp}/opsmig-tls-check.log" 2>&1 || {
+	rc=1; tail -n 40 "${TMPDIR:-/tmp}/opsmig-tls-check.log" >&2; }
+tail -n 1 "${TMPDIR:-/tmp}/opsmig-tls-check.log"
 
 log "checking the extension against a real digest server (Apache mod_auth_digest)"
 bash "$ROOT/test/apache-check.sh" >"${TMPDIR:-/tmp}/opsmig-apache-check.log" 2>&1 || {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test/tls-check.sh: the extension against the API simulator over HTTPS with
+# a certificate from a throwaway CA.  Checks that a certificate nobody vouches
+# for is refused (08001, with a hint naming ca_file), that ca_file makes it
+# trusted, that ssl_verify 'false' skips the check, and that an http:// base
+# URL pointed at the HTTPS port fails cleanly.  The private key only goes
+# through psql -v.  Prints "tls-check: N passed, M failed"; non-zero on failure.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+passed=0 failed=0
+check() {	# check "what" command...
+	local what=$1; shift
+	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
+	else failed=$((failed + 1)); echo "FAIL - $what"; fi
+}
+
+build_and_install
+start_services
+
+log "making a throwaway CA and a certificate for 127.0.0.1"
+tls="$WORK/tls"
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=opsmig test CA" \
+	-keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+	-keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$tls/ext.cnf"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+	-CAcreateserial -days 2 -extfile "$tls/ext.cnf" -out "$tls/server.pem" 2>/dev/null
+chmod 755 "$tls"
+chmod 644 "$tls/ca.pem"		# the backend (user postgres) reads it
+
+python3 "$SIM" serve --host 127.0.0.1 --port 0 --port-file "$tls/port" \
+	--tls-cert "$tls/server.pem" --tls-key "$tls/server.key" >"$tls/sim.log" 2>&1 &
+tls_pid=$!
+trap 'kill $tls_pid 2>/dev/null || true; teardown' EXIT
+for _ in $(seq 1 100); do [ -s "$tls/port" ] && break; sleep 0.1; done
+[ -s "$tls/port" ] || { cat "$tls/sim.log" >&2; exit 1; }
+port=$(cat "$tls/port")
+
+out=$(psql -X -v ON_ERROR_STOP=0 -v https_url="https://127.0.0.1:$port/api/public/v1.0" \
+	-v http_url="http://127.0.0.1:$port/api/public/v1.0" -v ca="$tls/ca.pem" \
+	-v pk="$SIM_PRIVATE_KEY" 2>&1 <<'SQL'
+\set VERBOSITY default
+CREATE EXTENSION opsmig_fdw;
+CREATE SERVER tls_default FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'https_url', max_retries '0');
+CREATE SERVER tls_ca FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'https_url', ca_file :'ca');
+CREATE SERVER tls_off FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'https_url', ssl_verify 'false');
+CREATE SERVER tls_plain FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'http_url', max_retries '0', request_timeout '5');
+CREATE USER MAPPING FOR CURRENT_USER SERVER tls_default OPTIONS (public_key 'opsmigtest', private_key :'pk');
+CREATE USER MAPPING FOR CURRENT_USER SERVER tls_ca OPTIONS (public_key 'opsmigtest', private_key :'pk');
+CREATE USER MAPPING FOR CURRENT_USER SERVER tls_off OPTIONS (public_key 'opsmigtest', private_key :'pk');
+CREATE USER MAPPING FOR CURRENT_USER SERVER tls_plain OPTIONS (public_key 'opsmigtest', private_key :'pk');
+CREATE FOREIGN TABLE l_default (org_id text, status text) SERVER tls_default;
+CREATE FOREIGN TABLE l_ca (org_id text, status text) SERVER tls_ca;
+CREATE FOREIGN TABLE l_off (org_id text, status text) SERVER tls_off;
+CREATE FOREIGN TABLE l_plain (org_id text, status text) SERVER tls_plain;
+SELECT 'default:' || status FROM l_default WHERE org_id = '5e2211c17a3e5a48f5000001';
+\echo default_state=:LAST_ERROR_SQLSTATE
+SELECT 'ca:' || status FROM l_ca WHERE org_id = '5e2211c17a3e5a48f5000001';
+SELECT 'ca-scan:' || count(*) FROM l_ca;
+SELECT 'off:' || status FROM l_off WHERE org_id = '5e2211c17a3e5a48f5000001';
+SELECT 'plain:' || status FROM l_plain WHERE org_id = '5e2211c17a3e5a48f5000001';
+\echo plain_state=:LAST_ERROR_SQLSTATE
+SQL
+)
+echo "$out" | sed 's/^/    /'
+
+check "an unknown CA is refused with 08001" grep -q '^default_state=08001$' <<<"$out"
+check "the refusal's hint names ca_file" grep -q 'set ca_file of server "tls_default"' <<<"$out"
+check "ca_file makes the certificate trusted" grep -q 'ca:SYNCED' <<<"$out"
+check "a full scan over HTTPS with ca_file" grep -q 'ca-scan:4' <<<"$out"
+check "ssl_verify false skips the check" grep -q 'off:SYNCED' <<<"$out"
+check "http:// to an HTTPS port fails with an SQLSTATE, not a crash" \
+	grep -Eq '^plain_state=(08001|08006|HV00M|HV000)$' <<<"$out"
+check "the private key is in no output" bash -c '! grep -qF -- "$1" <<<"$2"' _ "$SIM_PRIVATE_KEY" "$out"
+check "the private key is in no server log line" \
+	bash -c '! grep -qF -- "$1" "$2"' _ "$SIM_PRIVATE_KEY" "$WORK/data/postgres.log"
+
+echo "tls-check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
