@@ -17,7 +17,7 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER om
 -- IMPORT FOREIGN SCHEMA creates org_migration_links with all four columns.
 CREATE SCHEMA opsmig;
 IMPORT FOREIGN SCHEMA opsmig FROM SERVER om INTO opsmig;
-\d opsmig.org_migration_links
+\d+ opsmig.org_migration_links
 IMPORT FOREIGN SCHEMA opsmig LIMIT TO (org_migration_links) FROM SERVER om INTO public;
 SELECT relname FROM pg_class WHERE relname = 'org_migration_links' ORDER BY relnamespace::regnamespace::text;
 -- EXCEPT leaves nothing to import; a schema other than opsmig does not exist.

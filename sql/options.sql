@@ -28,6 +28,8 @@ ALTER SERVER good OPTIONS (DROP base_url);
 ALTER SERVER good OPTIONS (SET request_timeout '-1');
 ALTER SERVER good OPTIONS (ADD max_retries '2');
 SELECT srvoptions FROM pg_foreign_server WHERE srvname = 'good';
+-- What psql shows a DBA: the server's options (no secret lives there).
+\des+ good
 
 -- User mappings need both keys and nothing else.
 CREATE USER MAPPING FOR CURRENT_USER SERVER good OPTIONS (public_key 'abc');

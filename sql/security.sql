@@ -26,6 +26,7 @@ CREATE ROLE opsmig_reader LOGIN;
 GRANT USAGE ON FOREIGN SERVER om TO opsmig_reader;
 SET ROLE opsmig_reader;
 SELECT srvname, umoptions FROM pg_user_mappings WHERE srvname = 'om';
+\deu+ om
 CREATE USER MAPPING FOR CURRENT_USER SERVER om OPTIONS (public_key 'opsmigtest');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
