@@ -71,3 +71,28 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
   RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM;
 END $$;
+
+-- Two scans in flight on one connection at once (a cursor left open, then
+-- another query; a self-join): completions reach the scan they belong to.
+\! python3 test/opsmig_sim.py ctl reset --orgs 30
+DO $$
+DECLARE
+  c refcursor;
+  id text;
+  n int := 0;
+  mid int;
+BEGIN
+  OPEN c FOR SELECT org_id FROM org_migration_links;
+  FETCH c INTO id;
+  FETCH c INTO id;
+  SELECT count(*) INTO mid FROM org_migration_links
+   WHERE org_id IN ('5e2211c17a3e5a48f5000001', '5e2211c17a3e5a48f5000002', '5e2211c17a3e5a48f5000003');
+  LOOP
+    FETCH c INTO id;
+    EXIT WHEN NOT FOUND;
+    n := n + 1;
+  END LOOP;
+  RAISE NOTICE 'cursor: 2 + % rows; the query in between: % rows', n, mid;
+END $$;
+SELECT count(*) FROM org_migration_links a JOIN org_migration_links b USING (org_id)
+ WHERE a.status = b.status;
