@@ -39,7 +39,7 @@ teardown() {
 		kill "$SIM_PID" 2>/dev/null || true
 		wait "$SIM_PID" 2>/dev/null || true
 	fi
-	[ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ] && rm -rf "$WORK"
+	[ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ] && $SUDO rm -rf "$WORK"
 	return $rc
 }
 
@@ -51,8 +51,8 @@ start_services() {
 	chmod 755 "$WORK"
 	trap teardown EXIT
 	trap 'exit 130' INT TERM
-	[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK"
-	$SUDO test -w "$WORK" || true
+	# The cluster lives in $WORK, so postgres must own it (root or via sudo).
+	$SUDO chown postgres: "$WORK"
 
 	export PGHOST="$WORK" PGPORT=$((50000 + RANDOM % 10000)) PGUSER=postgres PGDATABASE=postgres
 	log "starting a throwaway PostgreSQL cluster in $WORK"
