@@ -21,17 +21,40 @@ as_postgres() {
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# OPSMIG_PG_ROOT=DIR (opt-in, for developers running several trees at once):
+# install into a private copy of the PostgreSQL installation under DIR
+# instead of the system's.  PostgreSQL finds its share and lib directories
+# relative to its own binary, so the copy's server loads this tree's build
+# and SQL scripts, and two trees never overwrite each other's files.
+private_pg_root() {
+	local bindir sharedir
+	bindir=$(pg_config --bindir) sharedir=$(pg_config --sharedir)
+	if [ ! -x "$OPSMIG_PG_ROOT$bindir/postgres" ]; then
+		log "copying the PostgreSQL installation into $OPSMIG_PG_ROOT"
+		mkdir -p "$OPSMIG_PG_ROOT$(dirname "$bindir")" "$OPSMIG_PG_ROOT$(dirname "$sharedir")"
+		cp -a "$(dirname "$bindir")/." "$OPSMIG_PG_ROOT$(dirname "$bindir")/"
+		cp -a "$sharedir" "$OPSMIG_PG_ROOT$(dirname "$sharedir")/"
+		chmod -R a+rX "$OPSMIG_PG_ROOT"
+	fi
+}
+
 build_and_install() {
 	bash "$ROOT/test/install-deps.sh"
 	log "building and installing opsmig_fdw"
 	make -C "$ROOT" -s with_llvm=no >/dev/null
-	$SUDO make -C "$ROOT" -s with_llvm=no install >/dev/null
+	if [ -n "${OPSMIG_PG_ROOT:-}" ]; then
+		private_pg_root
+		make -C "$ROOT" -s with_llvm=no install DESTDIR="$OPSMIG_PG_ROOT" >/dev/null
+	else
+		$SUDO make -C "$ROOT" -s with_llvm=no install >/dev/null
+	fi
 }
 
 WORK=
 SIM_PID=
-teardown() {
-	local rc=$?
+# teardown_services: stop the cluster and the simulator, remove the scratch
+# directory; safe to call twice (the EXIT trap calls it again).
+teardown_services() {
 	if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
 		as_postgres "$PG_BINDIR/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
 	fi
@@ -40,13 +63,18 @@ teardown() {
 		wait "$SIM_PID" 2>/dev/null || true
 	fi
 	[ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ] && $SUDO rm -rf "$WORK"
+	WORK= SIM_PID=
+}
+teardown() {
+	local rc=$?
+	teardown_services
 	return $rc
 }
 
 # start_services [sim args...]: cluster + simulator; exports PGHOST, PGPORT,
 # PGUSER, PGDATABASE and SIM_URL for psql, pg_regress and the tests.
 start_services() {
-	PG_BINDIR=$(pg_config --bindir)
+	PG_BINDIR=${OPSMIG_PG_ROOT:-}$(pg_config --bindir)
 	WORK=$(mktemp -d /tmp/opsmig_fdw.XXXXXX)
 	chmod 755 "$WORK"
 	trap teardown EXIT
