@@ -83,12 +83,14 @@ struct OpsmigScan
 	List	   *rows;			/* OpsmigLink rows ready to return */
 	int			next_row;		/* the next of them to return */
 	int			ttl_ms;			/* cache_ttl; 0: no cache */
+	uint64		cache_gen;		/* cache generation when the scan began */
+	OpsmigStats *work;			/* the caller's own counters, or NULL */
 	CachedOrg  *listed;			/* the listing so far, for the cache */
 	int			nlisted;
 	int			listed_cap;
 };
 
-static void api_scan_org(OpsmigScan *scan, const char *id, const char *name);
+static void api_scan_org(OpsmigScan *scan, const char *id, char *conv);
 static void api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name);
 
 /* ----------------------------------------------------------------
@@ -578,7 +580,7 @@ api_reply_status(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply)
 
 OpsmigScan *
 api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names,
-			   int cache_ttl_ms)
+			   int cache_ttl_ms, OpsmigStats *work)
 {
 	OpsmigScan *scan = palloc0(sizeof(OpsmigScan));
 	ListCell   *lc;
@@ -587,7 +589,9 @@ api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names,
 	scan->cxt = CurrentMemoryContext;
 	scan->list_all = list_all;
 	scan->ttl_ms = cache_ttl_ms;
-	scan->batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests);
+	scan->cache_gen = cache_ttl_ms > 0 ? cache_generation(conn) : 0;
+	scan->work = work;
+	scan->batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, work);
 
 	if (need_names && !list_all)
 	{
@@ -608,7 +612,8 @@ api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names,
 		if (cached)
 		{
 			for (i = 0; i < ncached; i++)
-				api_scan_org(scan, cached[i].org_id, cached[i].name);
+				api_scan_org(scan, cached[i].org_id,
+							 cached[i].name ? pstrdup(cached[i].name) : NULL);
 		}
 		else
 		{
@@ -646,6 +651,8 @@ api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name)
 
 	if (cache_get_status(scan->conn, org_id, scan->ttl_ms, &linked, &status))
 	{
+		if (scan->work)
+			scan->work->cache_hits++;
 		if (linked)
 			api_scan_row(scan, org_id, org_name, pstrdup(status));
 		return;
@@ -655,11 +662,13 @@ api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name)
 	http_batch_add(scan->batch, req, false);
 }
 
-/* One organization of the listing (from a page, or from the cache). */
+/*
+ * One organization of the listing (from a page, or from the cache), its
+ * name a palloc'd string in the server encoding, or NULL.
+ */
 static void
-api_scan_org(OpsmigScan *scan, const char *id, const char *name)
+api_scan_org(OpsmigScan *scan, const char *id, char *conv)
 {
-	char	   *conv = name ? api_text(name) : NULL;
 
 	if (scan->names)
 	{
@@ -686,7 +695,7 @@ api_scan_org(OpsmigScan *scan, const char *id, const char *name)
 static void
 api_scan_page_org(const char *id, const char *name, void *arg)
 {
-	api_scan_org((OpsmigScan *) arg, id, name);
+	api_scan_org((OpsmigScan *) arg, id, name ? api_text(name) : NULL);
 }
 
 static void
@@ -775,7 +784,7 @@ api_scan_fetch(OpsmigScan *scan, OpsmigLink *link)
 		else
 			status = api_reply_status(scan->conn, req, &reply);
 		if (scan->ttl_ms > 0)
-			cache_put_status(scan->conn, call->org_id, status);
+			cache_put_status(scan->conn, call->org_id, status, scan->cache_gen);
 		if (status)
 			api_scan_row(scan, call->org_id, call->org_name, status);
 		pfree(req->response);
@@ -819,7 +828,7 @@ api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
 											  "opsmig_fdw create",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests);
+	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, NULL);
 	HttpRequest *req;
 	ErrorData  *volatile first_error = NULL;
 	int			i;
@@ -877,15 +886,16 @@ api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
 /*
  * Delete the links of these organizations, up to max_concurrent_requests
  * at a time.  Returns how many existed (204); a 404 is no link, not an error.
+ * The requests are also counted in *work, when given.
  */
 int
-api_delete_links(OpsmigConn *conn, List *org_ids)
+api_delete_links(OpsmigConn *conn, List *org_ids, OpsmigStats *work)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "opsmig_fdw delete",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests);
+	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, work);
 	HttpRequest *req;
 	ListCell   *lc;
 	int			deleted = 0;

@@ -14,6 +14,16 @@
  * Everything lives in a context under the connection's, so invalidating the
  * connection (ALTER SERVER, ALTER USER MAPPING) drops the cache with it.
  *
+ * A scan may still be reading answers asked before a change this backend
+ * made (a cursor left open across a DELETE): such an answer may predate the
+ * change, so it must not go back into the cache.  Each scan takes a
+ * generation number when it begins; forgetting an organization stamps it
+ * with a newer one, and an answer from an older scan is then not stored.
+ * The numbers run backend-wide, so they also outlive a dropped cache.
+ *
+ * Texts are kept in the server encoding, as the scan returns them; a scan
+ * answered from the cache copies them without converting again.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -29,7 +39,8 @@ typedef struct CachedStatus
 	char		org_id[25];		/* hash key */
 	bool		linked;
 	char		status[65];
-	TimestampTz fetched_at;
+	TimestampTz fetched_at;		/* 0: forgotten */
+	uint64		forgotten_gen;	/* generation that last forgot it */
 } CachedStatus;
 
 struct OpsmigCache
@@ -40,7 +51,11 @@ struct OpsmigCache
 	CachedOrg  *listing;
 	int			nlisting;
 	TimestampTz listing_at;
+	uint64		created_gen;	/* answers asked before this are not stored */
 };
+
+/* The last generation handed out, in this backend. */
+static uint64 cache_generation_counter = 0;
 
 static OpsmigCache *
 cache_of(OpsmigConn *conn)
@@ -59,6 +74,7 @@ cache_of(OpsmigConn *conn)
 	ctl.hcxt = c->cxt;
 	c->statuses = hash_create("opsmig_fdw status cache", 256, &ctl,
 							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	c->created_gen = ++cache_generation_counter;
 	conn->cache = c;
 	return c;
 }
@@ -91,22 +107,55 @@ cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
 	return true;
 }
 
-/* Remember an answer; status NULL means "no link". */
-void
-cache_put_status(OpsmigConn *conn, const char *org_id, const char *status)
+/*
+ * The generation a caching scan takes when it begins (see the header
+ * comment); the cache it will write to exists from now on.
+ */
+uint64
+cache_generation(OpsmigConn *conn)
 {
-	CachedStatus *e = hash_search(cache_of(conn)->statuses, org_id, HASH_ENTER, NULL);
+	(void) cache_of(conn);
+	return ++cache_generation_counter;
+}
 
+/*
+ * Remember an answer of a scan that began at generation gen; status NULL
+ * means "no link".  Not stored when this backend changed the organization
+ * (or dropped the cache) since then: the answer may predate the change.
+ */
+void
+cache_put_status(OpsmigConn *conn, const char *org_id, const char *status,
+				 uint64 gen)
+{
+	OpsmigCache *c = cache_of(conn);
+	CachedStatus *e;
+	bool		found;
+
+	if (gen < c->created_gen)
+		return;
+	e = hash_search(c->statuses, org_id, HASH_ENTER, &found);
+	if (!found)
+		e->forgotten_gen = 0;
+	else if (gen < e->forgotten_gen)
+		return;
 	e->linked = (status != NULL);
 	strlcpy(e->status, status ? status : "", sizeof(e->status));
 	e->fetched_at = GetCurrentTimestamp();
 }
 
+/* This backend changed the organization: drop its answer, keep its stamp. */
 void
 cache_forget(OpsmigConn *conn, const char *org_id)
 {
-	if (conn->cache)
-		hash_search(conn->cache->statuses, org_id, HASH_REMOVE, NULL);
+	CachedStatus *e;
+
+	if (conn->cache == NULL)
+		return;					/* nothing cached, nor any older scan to fear */
+	e = hash_search(conn->cache->statuses, org_id, HASH_ENTER, NULL);
+	e->linked = false;
+	e->status[0] = '\0';
+	e->fetched_at = 0;
+	e->forgotten_gen = ++cache_generation_counter;
 }
 
 /* A fresh cached listing, or NULL. */

@@ -20,8 +20,9 @@ typedef struct CachedOrg
 
 extern bool cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
 							 bool *linked, char **status);
+extern uint64 cache_generation(OpsmigConn *conn);
 extern void cache_put_status(OpsmigConn *conn, const char *org_id,
-							 const char *status);
+							 const char *status, uint64 gen);
 extern void cache_forget(OpsmigConn *conn, const char *org_id);
 extern CachedOrg *cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs);
 extern void cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs);

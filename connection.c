@@ -141,12 +141,6 @@ opsmig_get_connection(UserMapping *user)
 	return conn;
 }
 
-OpsmigStats *
-opsmig_conn_stats(OpsmigConn *conn)
-{
-	return &conn->stats;
-}
-
 static void
 opsmig_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -205,7 +199,7 @@ opsmig_warn_changes(int level, bool subxact)
 
 		if (rc->level >= level)
 		{
-			appendStringInfo(&buf, "%s%s", n > 0 ? "\n" : "", rc->what);
+			appendStringInfo(&buf, "%s%s", n > 0 ? ";\n" : "", rc->what);
 			n++;
 			pfree(rc);
 		}
@@ -215,10 +209,16 @@ opsmig_warn_changes(int level, bool subxact)
 	if (n > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_WARNING),
-				 errmsg_plural("%s rolled back, but %d change made through opsmig_fdw stays done",
-							   "%s rolled back, but %d changes made through opsmig_fdw stay done",
-							   n, subxact ? "subtransaction" : "transaction", n),
-				 errdetail_internal("%s", buf.data),
+				 subxact ?
+				 errmsg_plural("subtransaction rolled back, but %d change made through opsmig_fdw stays done",
+							   "subtransaction rolled back, but %d changes made through opsmig_fdw stay done",
+							   n, n) :
+				 errmsg_plural("transaction rolled back, but %d change made through opsmig_fdw stays done",
+							   "transaction rolled back, but %d changes made through opsmig_fdw stay done",
+							   n, n),
+				 errdetail_plural("The API has already %s.",
+								  "The API has already:\n%s.",
+								  n, buf.data),
 				 errhint("Migration links are changed in the API at once; check them with SELECT and undo by hand if needed.")));
 	pfree(buf.data);
 

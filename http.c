@@ -79,6 +79,7 @@ struct HttpBatch
 	dlist_head	done;			/* HTTP_REQ_DONE, in completion order */
 	dlist_head	all;			/* every request ever added */
 	dlist_node	session_node;
+	OpsmigStats *work;			/* the caller's own counters, or NULL */
 	MemoryContext cxt;
 	MemoryContextCallback cleanup;
 };
@@ -441,6 +442,19 @@ http_detach(HttpRequest *req)
 	req->batch->running--;
 }
 
+/* Count a finished attempt in one set of counters. */
+static void
+http_count(OpsmigStats *st, HttpRequest *req, long nconnects)
+{
+	st->requests[req->kind]++;
+	st->challenges += req->challenges;
+	st->connections += nconnects;
+	st->bytes_received += req->buf_len;
+	st->total_ms += req->elapsed_ms;
+	if (req->elapsed_ms > st->max_ms)
+		st->max_ms = req->elapsed_ms;
+}
+
 /* A transfer finished: record its outcome and move it to the done list. */
 static void
 http_finish(HttpRequest *req, CURLcode result)
@@ -451,7 +465,6 @@ http_finish(HttpRequest *req, CURLcode result)
 	long		nconnects = 0;
 	double		total = 0;
 	double		connect = 0;
-	OpsmigStats *st = s->stats;
 
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &nconnects);
@@ -472,13 +485,9 @@ http_finish(HttpRequest *req, CURLcode result)
 
 	http_detach(req);
 
-	st->requests[req->kind]++;
-	st->challenges += req->challenges;
-	st->connections += nconnects;
-	st->bytes_received += req->buf_len;
-	st->total_ms += req->elapsed_ms;
-	if (req->elapsed_ms > st->max_ms)
-		st->max_ms = req->elapsed_ms;
+	http_count(s->stats, req, nconnects);
+	if (req->batch->work)
+		http_count(req->batch->work, req, nconnects);
 
 	/* From here on palloc may throw: the malloc'd buffer is still owned. */
 	req->response = MemoryContextAlloc(req->batch->cxt, req->buf_len + 1);
@@ -639,11 +648,12 @@ http_wait(HttpSession *s, TimestampTz next_wake)
 }
 
 HttpBatch *
-http_batch_create(HttpSession *s, int max_in_flight)
+http_batch_create(HttpSession *s, int max_in_flight, OpsmigStats *work)
 {
 	HttpBatch  *b = palloc0(sizeof(HttpBatch));
 
 	b->session = s;
+	b->work = work;
 	b->max_in_flight = Max(1, Min(max_in_flight, HTTP_MAX_HANDLES));
 	b->cxt = CurrentMemoryContext;
 	dlist_init(&b->queue);
@@ -708,6 +718,8 @@ http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
 	dlist_push_head(&b->queue, &req->node);
 	b->queued++;
 	b->session->stats->retries++;
+	if (b->work)
+		b->work->retries++;
 }
 
 bool

@@ -74,7 +74,9 @@ extern HttpSession *http_session_create(MemoryContext cxt,
 extern void http_session_destroy(HttpSession *session);
 extern bool http_session_busy(HttpSession *session);
 
-extern HttpBatch *http_batch_create(HttpSession *session, int max_in_flight);
+/* A batch counts its requests in the session's stats and, if given, in *work. */
+extern HttpBatch *http_batch_create(HttpSession *session, int max_in_flight,
+									OpsmigStats *work);
 extern void http_batch_add(HttpBatch *batch, HttpRequest *req, bool urgent);
 extern void http_batch_retry(HttpBatch *batch, HttpRequest *req,
 							 int delay_ms, bool fresh_auth);

@@ -53,6 +53,14 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(opsmig_fdw_handler);
 
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	opsmig_option_init();
+}
+
 /* What the planner guesses for an unfiltered scan: organizations seen. */
 #define DEFAULT_ORG_ESTIMATE	100
 /* Ids guessed for an "= ANY" over a parameter. */
@@ -109,8 +117,7 @@ typedef struct OpsmigScanState
 	ExprState  *filter_state;
 	MemoryContext scan_cxt;		/* one per (re)scan: its deletion stops all */
 	OpsmigScan *scan;
-	OpsmigStats before;			/* conn->stats when this (re)scan began */
-	OpsmigStats work;			/* API work of finished (re)scans */
+	OpsmigStats work;			/* API work of this node's own (re)scans */
 	/* direct DELETE */
 	bool		direct_done;
 	int			deleted;
@@ -526,8 +533,14 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	if (fsplan->operation != CMD_SELECT)
 		rtindex = fsplan->resultRelation;
 	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
-	/* A DELETE acts on what is there now, never on a cached answer. */
-	if (fsplan->operation == CMD_SELECT)
+
+	/*
+	 * A DELETE acts on what is there now, never on a cached answer: neither
+	 * a direct one nor the scan that feeds a row-by-row one (its relation is
+	 * the statement's result relation; a self-join's other side is not).
+	 */
+	if (fsplan->operation == CMD_SELECT &&
+		!list_member_int(estate->es_plannedstmt->resultRelations, rtindex))
 		st->cache_ttl_ms = opsmig_table_cache_ttl_ms(RelationGetRelid(rel), &st->conn->opts);
 }
 
@@ -541,38 +554,20 @@ start_scan(ForeignScanState *node, OpsmigScanState *st)
 
 	st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw scan",
 										 ALLOCSET_DEFAULT_SIZES);
-	st->before = *opsmig_conn_stats(st->conn);
 	old = MemoryContextSwitchTo(st->scan_cxt);
 	if (st->filter != ORG_FILTER_NONE)
 		ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
 	st->scan = api_scan_begin(st->conn, ids, st->filter == ORG_FILTER_NONE,
-							  st->need_names, st->cache_ttl_ms);
+							  st->need_names, st->cache_ttl_ms, &st->work);
 	MemoryContextSwitchTo(old);
 }
 
-/* Add the API work done since "before" to "acc". */
-static void
-add_work(OpsmigStats *acc, const OpsmigStats *now, const OpsmigStats *before)
-{
-	int			i;
-
-	for (i = 0; i < OPSMIG_NUM_REQ_KINDS; i++)
-		acc->requests[i] += now->requests[i] - before->requests[i];
-	acc->retries += now->retries - before->retries;
-	acc->challenges += now->challenges - before->challenges;
-	acc->connections += now->connections - before->connections;
-	acc->bytes_received += now->bytes_received - before->bytes_received;
-	acc->cache_hits += now->cache_hits - before->cache_hits;
-	acc->total_ms += now->total_ms - before->total_ms;
-}
-
-/* Stop the API work of this (re)scan, keeping its counters for EXPLAIN. */
+/* Stop the API work of this (re)scan; st->work keeps its counters. */
 static void
 end_scan(OpsmigScanState *st)
 {
 	if (st->scan_cxt == NULL)
 		return;
-	add_work(&st->work, opsmig_conn_stats(st->conn), &st->before);
 	MemoryContextDelete(st->scan_cxt);
 	st->scan_cxt = NULL;
 	st->scan = NULL;
@@ -880,7 +875,7 @@ opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 			status = TextDatumGetCString(d);
 	}
 
-	if (api_delete_links(st->conn, list_make1(org_id)) == 0)
+	if (api_delete_links(st->conn, list_make1(org_id), NULL) == 0)
 	{
 		MemoryContextSwitchTo(old);
 		return NULL;			/* gone already: not counted as deleted */
@@ -976,7 +971,6 @@ opsmigIterateDirectModify(ForeignScanState *node)
 		{
 			st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw delete",
 												 ALLOCSET_DEFAULT_SIZES);
-			st->before = *opsmig_conn_stats(st->conn);
 			old = MemoryContextSwitchTo(st->scan_cxt);
 			ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
 		}
@@ -990,7 +984,7 @@ opsmigIterateDirectModify(ForeignScanState *node)
 			while (api_scan_next(st->scan, &link))
 				ids = lappend(ids, link.org_id);
 		}
-		st->deleted = api_delete_links(st->conn, ids);
+		st->deleted = api_delete_links(st->conn, ids, &st->work);
 		MemoryContextSwitchTo(old);
 		estate->es_processed += st->deleted;
 	}
@@ -1033,36 +1027,33 @@ explain_filter(ForeignScanState *node, ExplainState *es)
 static void
 explain_work(OpsmigScanState *st, ExplainState *es)
 {
-	OpsmigStats w = st->work;
+	const OpsmigStats *w = &st->work;
 	char		buf[256];
 
-	/* A scan still open (EXPLAIN ANALYZE runs before EndForeignScan). */
-	if (st->scan_cxt)
-		add_work(&w, opsmig_conn_stats(st->conn), &st->before);
 	if (es->format == EXPLAIN_FORMAT_TEXT)
 	{
 		snprintf(buf, sizeof(buf), "list=" INT64_FORMAT " status=" INT64_FORMAT
 				 " create=" INT64_FORMAT " delete=" INT64_FORMAT,
-				 w.requests[OPSMIG_REQ_LIST], w.requests[OPSMIG_REQ_STATUS],
-				 w.requests[OPSMIG_REQ_CREATE], w.requests[OPSMIG_REQ_DELETE]);
+				 w->requests[OPSMIG_REQ_LIST], w->requests[OPSMIG_REQ_STATUS],
+				 w->requests[OPSMIG_REQ_CREATE], w->requests[OPSMIG_REQ_DELETE]);
 		ExplainPropertyText("API Requests", buf, es);
 	}
 	else
 	{
-		ExplainPropertyInteger("API List Requests", NULL, w.requests[OPSMIG_REQ_LIST], es);
-		ExplainPropertyInteger("API Status Requests", NULL, w.requests[OPSMIG_REQ_STATUS], es);
-		ExplainPropertyInteger("API Create Requests", NULL, w.requests[OPSMIG_REQ_CREATE], es);
-		ExplainPropertyInteger("API Delete Requests", NULL, w.requests[OPSMIG_REQ_DELETE], es);
+		ExplainPropertyInteger("API List Requests", NULL, w->requests[OPSMIG_REQ_LIST], es);
+		ExplainPropertyInteger("API Status Requests", NULL, w->requests[OPSMIG_REQ_STATUS], es);
+		ExplainPropertyInteger("API Create Requests", NULL, w->requests[OPSMIG_REQ_CREATE], es);
+		ExplainPropertyInteger("API Delete Requests", NULL, w->requests[OPSMIG_REQ_DELETE], es);
 	}
-	ExplainPropertyInteger("API Retries", NULL, w.retries, es);
-	ExplainPropertyInteger("Digest Challenges", NULL, w.challenges, es);
-	if (st->cache_ttl_ms > 0 || w.cache_hits > 0)
-		ExplainPropertyInteger("Cache Hits", NULL, w.cache_hits, es);
+	ExplainPropertyInteger("API Retries", NULL, w->retries, es);
+	ExplainPropertyInteger("Digest Challenges", NULL, w->challenges, es);
+	if (st->cache_ttl_ms > 0 || w->cache_hits > 0)
+		ExplainPropertyInteger("Cache Hits", NULL, w->cache_hits, es);
 	if (es->timing)
 	{
-		ExplainPropertyInteger("Connections Opened", NULL, w.connections, es);
-		ExplainPropertyInteger("Bytes Received", NULL, w.bytes_received, es);
-		ExplainPropertyFloat("API Time", "ms", w.total_ms, 1, es);
+		ExplainPropertyInteger("Connections Opened", NULL, w->connections, es);
+		ExplainPropertyInteger("Bytes Received", NULL, w->bytes_received, es);
+		ExplainPropertyFloat("API Time", "ms", w->total_ms, 1, es);
 	}
 }
 

@@ -79,6 +79,7 @@ typedef struct OpsmigStats
 } OpsmigStats;
 
 /* option.c */
+extern void opsmig_option_init(void);
 extern void opsmig_get_server_options(ForeignServer *server,
 									  OpsmigServerOptions *opts);
 extern void opsmig_get_user_keys(UserMapping *user, ForeignServer *server,
@@ -116,6 +117,5 @@ typedef struct OpsmigConn
 
 extern OpsmigConn *opsmig_get_connection(UserMapping *user);
 extern void opsmig_note_remote_change(const char *what);
-extern OpsmigStats *opsmig_conn_stats(OpsmigConn *conn);
 
 #endif							/* OPSMIG_FDW_H */

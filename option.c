@@ -16,8 +16,11 @@
 #include <curl/curl.h>
 #include <math.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/reloptions.h"
 #include "access/table.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_foreign_data_wrapper.h"
 #include "catalog/pg_foreign_server.h"
@@ -29,7 +32,10 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "opsmig_fdw.h"
 
@@ -55,6 +61,9 @@ typedef struct OpsmigOption
 	bool		required;
 } OpsmigOption;
 
+/* A reply is copied into one palloc'd chunk with a NUL after it. */
+#define MAX_RESPONSE_BYTES	((double) (MaxAllocSize - 1))
+
 static const OpsmigOption valid_options[] = {
 	{"base_url", ForeignServerRelationId, OPT_URL, 0, 0, false, true},
 	{"connect_timeout", ForeignServerRelationId, OPT_SECONDS, 0.001, 3600},
@@ -62,7 +71,7 @@ static const OpsmigOption valid_options[] = {
 	{"envelope", ForeignServerRelationId, OPT_BOOL},
 	{"max_concurrent_requests", ForeignServerRelationId, OPT_INT, 1, 64},
 	{"max_retries", ForeignServerRelationId, OPT_INT, 0, 10},
-	{"max_response_bytes", ForeignServerRelationId, OPT_INT, 1024, 1073741824},
+	{"max_response_bytes", ForeignServerRelationId, OPT_INT, 1024, MAX_RESPONSE_BYTES},
 	{"request_cost", ForeignServerRelationId, OPT_REAL, 0, 1e10},
 	{"cache_ttl", ForeignServerRelationId, OPT_REAL, 0, 86400},
 	{"cache_ttl", ForeignTableRelationId, OPT_REAL, 0, 86400},
@@ -88,26 +97,10 @@ static const char *const column_names[OPSMIG_NUM_COLUMNS] = {
 };
 
 PG_FUNCTION_INFO_V1(opsmig_fdw_validator);
-PG_FUNCTION_INFO_V1(opsmig_fdw_check_table);
 
-static const char *
-context_name(Oid context)
-{
-	switch (context)
-	{
-		case ForeignDataWrapperRelationId:
-			return "foreign-data wrapper";
-		case ForeignServerRelationId:
-			return "server";
-		case UserMappingRelationId:
-			return "user mapping";
-		case ForeignTableRelationId:
-			return "foreign table";
-		case AttributeRelationId:
-			return "column";
-	}
-	return "object";
-}
+/* The validator's OID, known once it has run: it marks our servers. */
+static Oid	validator_oid = InvalidOid;
+PG_FUNCTION_INFO_V1(opsmig_fdw_check_table);
 
 static const OpsmigOption *
 find_option(const char *name, Oid context, const OpsmigOption **elsewhere)
@@ -126,6 +119,24 @@ find_option(const char *name, Oid context, const OpsmigOption **elsewhere)
 	return NULL;
 }
 
+/* Where an option given in the wrong place belongs, as an errhint(). */
+static int
+elsewhere_hint(const char *name, Oid context)
+{
+	switch (context)
+	{
+		case ForeignServerRelationId:
+			return errhint("Set \"%s\" on the server instead.", name);
+		case ForeignTableRelationId:
+			return errhint("Set \"%s\" on the foreign table instead.", name);
+		case UserMappingRelationId:
+			return errhint("Set \"%s\" in the user mapping instead.", name);
+		case AttributeRelationId:
+			return errhint("Set \"%s\" on a column of the foreign table instead.", name);
+	}
+	return 0;
+}
+
 static void
 report_unknown_option(const char *name, Oid context, const OpsmigOption *elsewhere)
 {
@@ -140,9 +151,8 @@ report_unknown_option(const char *name, Oid context, const OpsmigOption *elsewhe
 	if (elsewhere)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-				 errmsg("option \"%s\" is not valid for a %s", name, context_name(context)),
-				 errhint("Set \"%s\" on the %s instead.", name,
-						 context_name(elsewhere->context))));
+				 errmsg("invalid option \"%s\"", name),
+				 elsewhere_hint(name, elsewhere->context)));
 
 	initStringInfo(&buf);
 	for (opt = valid_options; opt->name; opt++)
@@ -171,14 +181,15 @@ check_url(const char *optname, const char *value)
 	char	   *user = NULL;
 	char	   *query = NULL;
 	char	   *fragment = NULL;
-	const char *problem = NULL;
+	const char *problem = NULL;		/* a full sentence, translatable */
+	const char *curl_problem = NULL;	/* libcurl's own words */
 	bool		show = true;
 
 	if (u == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	rc = curl_url_set(u, CURLUPART_URL, value, CURLU_NON_SUPPORT_SCHEME);
 	if (rc != CURLUE_OK)
-		problem = curl_url_strerror(rc);
+		curl_problem = curl_url_strerror(rc);
 	else
 	{
 		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
@@ -187,17 +198,14 @@ check_url(const char *optname, const char *value)
 		curl_url_get(u, CURLUPART_QUERY, &query, 0);
 		curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
 		if (user != NULL)
-		{
-			problem = "it contains credentials";
 			show = false;
-		}
 		else if (scheme == NULL ||
 				 (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0))
-			problem = "only http and https URLs are supported";
+			problem = gettext_noop("Only http and https URLs are supported.");
 		else if (host == NULL || host[0] == '\0')
-			problem = "it has no host";
+			problem = gettext_noop("The URL has no host.");
 		else if (strcmp(optname, "base_url") == 0 && (query != NULL || fragment != NULL))
-			problem = "it has a query string or fragment";
+			problem = gettext_noop("The URL has a query string or fragment.");
 	}
 	curl_free(scheme);
 	curl_free(host);
@@ -206,17 +214,19 @@ check_url(const char *optname, const char *value)
 	curl_free(fragment);
 	curl_url_cleanup(u);
 
-	if (problem == NULL)
-		return;
 	if (!show)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid value for option \"%s\": %s", optname, problem),
+				 errmsg("invalid value for option \"%s\"", optname),
+				 errdetail("The URL contains credentials."),
 				 errhint("Put the API keys in the user mapping (public_key, private_key), not in the URL.")));
+	if (problem == NULL && curl_problem == NULL)
+		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 			 errmsg("invalid value for option \"%s\": \"%s\"", optname, value),
-			 errdetail("The URL is not usable: %s.", problem),
+			 problem ? errdetail_internal("%s", _(problem)) :
+			 errdetail("The URL is not usable: %s.", curl_problem),
 			 strcmp(optname, "base_url") == 0 ?
 			 errhint("Use the API's base URL, such as https://opsmanager.example.com:8443/api/public/v1.0 or https://cloud.mongodb.com/api/public/v1.0.") : 0));
 }
@@ -294,7 +304,8 @@ check_option_value(const OpsmigOption *opt, DefElem *def)
 /*
  * The validator of every object: server, user mapping, foreign table and
  * column.  On ALTER it sees the options as they will be, so the required
- * ones are checked here too.
+ * ones are checked here too.  Who may set the superuser-only ones is
+ * checked after the catalog changed (check_server_change).
  */
 Datum
 opsmig_fdw_validator(PG_FUNCTION_ARGS)
@@ -304,6 +315,7 @@ opsmig_fdw_validator(PG_FUNCTION_ARGS)
 	const OpsmigOption *opt;
 	ListCell   *lc;
 
+	validator_oid = fcinfo->flinfo->fn_oid;
 	foreach(lc, options)
 	{
 		DefElem    *def = (DefElem *) lfirst(lc);
@@ -313,12 +325,6 @@ opsmig_fdw_validator(PG_FUNCTION_ARGS)
 		opt = find_option(def->defname, catalog, &elsewhere);
 		if (opt == NULL)
 			report_unknown_option(def->defname, catalog, elsewhere);
-		if (opt->superuser_only && !superuser())
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to set option \"%s\"", opt->name),
-					 errdetail("\"%s\" changes how every user of the server reaches the API; only a superuser may set it.",
-							   opt->name)));
 		foreach(lc2, options)
 			if (lc2 != lc && strcmp(((DefElem *) lfirst(lc2))->defname, def->defname) == 0)
 				ereport(ERROR,
@@ -339,13 +345,131 @@ opsmig_fdw_validator(PG_FUNCTION_ARGS)
 		if (!present)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-					 errmsg("option \"%s\" is required for an opsmig_fdw %s",
-							opt->name, context_name(catalog)),
+					 catalog == UserMappingRelationId ?
+					 errmsg("option \"%s\" is required for an opsmig_fdw user mapping", opt->name) :
+					 errmsg("option \"%s\" is required for an opsmig_fdw server", opt->name),
 					 catalog == UserMappingRelationId ?
 					 errhint("Give the API key pair: OPTIONS (public_key '...', private_key '...').") :
 					 errhint("Give the API's base URL: OPTIONS (base_url 'https://opsmanager.example.com:8443/api/public/v1.0').")));
 	}
 	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------------------
+ * Superuser-only options
+ *
+ * A non-superuser who owns a server may neither set, change nor drop
+ * ssl_verify, ca_file or proxy, and may change the other options freely.
+ * The validator cannot tell those apart: it is given the options as they
+ * will be, merged with the ones the server keeps, and not which server it
+ * is.  So the check runs in an object-access hook just after CREATE SERVER
+ * or ALTER SERVER wrote the catalog, where the server's OID is known and
+ * both rows can be read: the old one is what the catalog snapshot still
+ * sees (a statement's own change is invisible to it until the next
+ * command), the new one what SnapshotSelf sees.  An error there undoes the
+ * statement like any other.  A ProcessUtility hook would have to redo
+ * ALTER SERVER's ADD/SET/DROP merge itself; this one compares what is
+ * stored.  The hook is in place whenever it matters: any change of a
+ * server's options calls the validator first, which loads this library.
+ * ----------------------------------------------------------------
+ */
+
+static object_access_hook_type next_object_access_hook = NULL;
+
+/* The catalog row of a server as this command wrote it, or NULL. */
+static List *
+server_options_written(Oid srvid, Oid *fdwid)
+{
+	Relation	rel = table_open(ForeignServerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *options = NIL;
+
+	*fdwid = InvalidOid;
+	ScanKeyInit(&key, Anum_pg_foreign_server_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(srvid));
+	scan = systable_beginscan(rel, ForeignServerOidIndexId, true, SnapshotSelf, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_foreign_server_srvoptions,
+									 RelationGetDescr(rel), &isnull);
+
+		*fdwid = ((Form_pg_foreign_server) GETSTRUCT(tup))->srvfdw;
+		if (!isnull)
+			options = untransformRelOptions(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return options;
+}
+
+static const char *
+option_value(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, name) == 0)
+			return defGetString((DefElem *) lfirst(lc));
+	return NULL;
+}
+
+static void
+check_server_change(Oid srvid)
+{
+	ForeignServer *before = GetForeignServerExtended(srvid, FSV_MISSING_OK);
+	List	   *old_options = before ? before->options : NIL;
+	List	   *new_options;
+	Oid			fdwid;
+	const OpsmigOption *opt;
+
+	new_options = server_options_written(srvid, &fdwid);
+	if (!OidIsValid(fdwid) ||
+		GetForeignDataWrapper(fdwid)->fdwvalidator != validator_oid)
+		return;					/* another wrapper's server */
+
+	for (opt = valid_options; opt->name; opt++)
+	{
+		const char *was;
+		const char *now;
+
+		if (!opt->superuser_only || opt->context != ForeignServerRelationId)
+			continue;
+		was = option_value(old_options, opt->name);
+		now = option_value(new_options, opt->name);
+		if ((was == NULL && now == NULL) ||
+			(was != NULL && now != NULL && strcmp(was, now) == 0))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 now == NULL ?
+				 errmsg("permission denied to drop option \"%s\"", opt->name) :
+				 errmsg("permission denied to set option \"%s\"", opt->name),
+				 errdetail("\"%s\" changes how every user of the server reaches the API; only a superuser may set, change or drop it.",
+						   opt->name)));
+	}
+}
+
+static void
+opsmig_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					 int subId, void *arg)
+{
+	if (next_object_access_hook)
+		next_object_access_hook(access, classId, objectId, subId, arg);
+	if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
+		classId == ForeignServerRelationId && OidIsValid(validator_oid) &&
+		!superuser())
+		check_server_change(objectId);
+}
+
+void
+opsmig_option_init(void)
+{
+	next_object_access_hook = object_access_hook;
+	object_access_hook = opsmig_object_access;
 }
 
 static const OpsmigOption *

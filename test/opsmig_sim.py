@@ -204,6 +204,8 @@ because pg_regress expected files compare it verbatim. On any failure it prints 
       Creates the link or sets its status (default SYNCED; any string, to test how
       unknown states pass through). Counters are not touched.
   ctl unlink ORG_ID                POST /_sim/unlink          -> "org ID unlinked"
+  ctl rename ORG_ID NAME           POST /_sim/rename          -> "org ID renamed"
+      Sets the org's name (any string: non-ASCII names test encodings) until `ctl reset`.
   ctl token ORG_ID                 GET  /_sim/token?org=ID    -> the raw token, or "(none)"
   ctl links                        GET  /_sim/links           -> "ID STATUS" per linked org,
                                    sorted by id (no output when none)
@@ -862,6 +864,7 @@ class Simulator:
             "running": ("POST", self._ctl_running),
             "link": ("POST", self._ctl_link),
             "unlink": ("POST", self._ctl_unlink),
+            "rename": ("POST", self._ctl_rename),
             "token": ("GET", self._ctl_token),
             "links": ("GET", self._ctl_links),
             "expire-nonces": ("POST", lambda a: {"expired": self.expire_nonces()}),
@@ -911,6 +914,15 @@ class Simulator:
         with self.lock:
             org = self._org_or_fail(args.get("org"))
             org.linked, org.status = False, ""
+        return {"org": org.id}
+
+    def _ctl_rename(self, args: dict[str, Any]) -> dict:
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            raise ControlError("name must be a non-empty string")
+        with self.lock:
+            org = self._org_or_fail(args.get("org"))
+            org.name = name
         return {"org": org.id}
 
     def _ctl_token(self, args: dict[str, Any]) -> dict:
@@ -1422,6 +1434,9 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     lk.add_argument("org")
     lk.add_argument("--status", default="SYNCED")
     sub.add_parser("unlink", add_help=False).add_argument("org")
+    rn = sub.add_parser("rename", add_help=False)
+    rn.add_argument("org")
+    rn.add_argument("name")
     sub.add_parser("token", add_help=False).add_argument("org")
     a = p.parse_args(argv)
 
@@ -1471,6 +1486,9 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     elif cmd == "unlink":
         got = _ctl_call(base, "POST", "unlink", {"org": a.org})
         print(f"org {got['org']} unlinked")
+    elif cmd == "rename":
+        got = _ctl_call(base, "POST", "rename", {"org": a.org, "name": a.name})
+        print(f"org {got['org']} renamed")
     elif cmd == "token":
         token = _ctl_call(base, "GET", "token", query={"org": a.org})["token"]
         # Raw bytes, so quotes, backslashes and newlines come out exactly as received.
