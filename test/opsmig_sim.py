@@ -212,7 +212,7 @@ because pg_regress expected files compare it verbatim. On any failure it prints 
   ctl expire-nonces                POST /_sim/expire-nonces   -> "nonces expired"
       One-shot: every nonce issued so far becomes stale, and later nonces work normally.
       For a nonce that keeps expiring, use `ctl fault stale_nonce --times -1`.
-ctl link/unlink/running/token refuse an org that is not in the data set.
+ctl link/unlink/rename/running/token refuse an org that is not in the data set.
 
 selftest
 ========

@@ -3,13 +3,15 @@
 # installs the extension, starts a throwaway cluster and the API simulator,
 # runs the pg_regress suite (make installcheck), checks that the README's
 # examples are in it and that the private key reached no output and no
-# server log line; then fuzzes the reply parsers, runs the suite again under
+# server log line; then throws random SQLsmith queries at the foreign
+# tables, fuzzes the reply parsers, runs the suite again under
 # ASan/UBSan, checks TLS, runs the extension against Apache's digest auth, and builds,
 # installs and smoke-tests the Debian package.  Every step tears down what
 # it started.  Exits non-zero when anything fails.
 #
 # Usage: bash test/run-tests.sh [PART...]   (no PART: all of them, as CI runs)
 #   regress   pg_regress, the README examples check and the secret check
+#   sqlsmith  a bounded SQLsmith run (fixed seed, about 30 s): no backend crash
 #   fuzz      libFuzzer on the reply parsers
 #   sanitize  the pg_regress suite under ASan/UBSan
 #   tls       HTTPS against a throwaway CA
@@ -19,7 +21,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="regress fuzz sanitize tls apache package"
+ALL_PARTS="regress sqlsmith fuzz sanitize tls apache package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
 	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
@@ -58,6 +60,11 @@ if want regress; then
 		echo "secret check: 1 passed, 0 failed"
 	fi
 	teardown_services
+fi
+
+if want sqlsmith; then
+	log "random queries on the foreign tables with SQLsmith (bounded; no backend may crash)"
+	run_check sqlsmith-check "$ROOT/test/sqlsmith-check.sh"
 fi
 
 if want fuzz; then
