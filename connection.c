@@ -183,6 +183,19 @@ opsmig_note_remote_change(const char *what)
 		opsmig_connection_init();	/* so the callbacks are registered */
 }
 
+/* The warning's message: one literal per kind, no word spliced in. */
+static int
+opsmig_changes_errmsg(bool subxact, int n)
+{
+	if (subxact)
+		return errmsg_plural("subtransaction rolled back, but %d change made through opsmig_fdw stays done",
+							 "subtransaction rolled back, but %d changes made through opsmig_fdw stay done",
+							 n, n);
+	return errmsg_plural("transaction rolled back, but %d change made through opsmig_fdw stays done",
+						 "transaction rolled back, but %d changes made through opsmig_fdw stay done",
+						 n, n);
+}
+
 /* Warn about, and forget, the changes made at nesting level >= level. */
 static void
 opsmig_warn_changes(int level, bool subxact)
@@ -209,16 +222,8 @@ opsmig_warn_changes(int level, bool subxact)
 	if (n > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_WARNING),
-				 subxact ?
-				 errmsg_plural("subtransaction rolled back, but %d change made through opsmig_fdw stays done",
-							   "subtransaction rolled back, but %d changes made through opsmig_fdw stay done",
-							   n, n) :
-				 errmsg_plural("transaction rolled back, but %d change made through opsmig_fdw stays done",
-							   "transaction rolled back, but %d changes made through opsmig_fdw stay done",
-							   n, n),
-				 errdetail_plural("The API has already %s.",
-								  "The API has already:\n%s.",
-								  n, buf.data),
+				 opsmig_changes_errmsg(subxact, n),
+				 errdetail_plural("Change made: %s.", "Changes made:\n%s.", n, buf.data),
 				 errhint("Migration links are changed in the API at once; check them with SELECT and undo by hand if needed.")));
 	pfree(buf.data);
 
