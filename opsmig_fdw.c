@@ -26,6 +26,7 @@
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -47,6 +48,7 @@
 #include "utils/ruleutils.h"
 
 #include "api.h"
+#include "api_parse.h"
 #include "opsmig_fdw.h"
 
 PG_MODULE_MAGIC;
@@ -71,6 +73,7 @@ _PG_init(void)
 /* Row identity columns added for DELETE. */
 #define JUNK_ORG_ID				"opsmig_org_id"
 #define JUNK_STATUS				"opsmig_status"
+#define JUNK_ORG_NAME			"opsmig_org_name"
 
 /* How a scan finds its organizations. */
 typedef enum OrgFilter
@@ -117,13 +120,14 @@ typedef struct OpsmigScanState
 	ExprState  *filter_state;
 	MemoryContext scan_cxt;		/* one per (re)scan: its deletion stops all */
 	OpsmigScan *scan;
+	bool		no_ids;			/* this (re)scan names no organization */
 	OpsmigStats work;			/* API work of this node's own (re)scans */
 	/* direct DELETE */
 	bool		direct_done;
 	int			deleted;
 } OpsmigScanState;
 
-/* Executor state of INSERT / DELETE row by row. */
+/* Executor state of INSERT / DELETE row by row, and of COPY FROM. */
 typedef struct OpsmigModifyState
 {
 	OpsmigConn *conn;
@@ -131,7 +135,17 @@ typedef struct OpsmigModifyState
 	int			natts;
 	AttrNumber	junk_org_id;
 	AttrNumber	junk_status;
+	AttrNumber	junk_org_name;
 	MemoryContext row_cxt;
+
+	/*
+	 * COPY FROM hands rows over one at a time; they are held here until a
+	 * batch is full, so that their POSTs run side by side as INSERT's do.
+	 */
+	bool		hold_rows;
+	int			nheld;
+	TupleTableSlot **held;
+	MemoryContext held_cxt;
 } OpsmigModifyState;
 
 /* ----------------------------------------------------------------
@@ -164,6 +178,30 @@ connection_for(Relation rel, Oid userid)
 	ForeignTable *table = GetForeignTable(RelationGetRelid(rel));
 
 	return opsmig_get_connection(GetUserMapping(userid, table->serverid));
+}
+
+/*
+ * A value the API sent, as a Datum of column i (text or varchar).  Like
+ * postgres_fdw's input conversion, a value longer than a varchar(n)
+ * column allows is an error, never a silently longer value.
+ */
+static Datum
+column_datum(TupleDesc tupdesc, int i, const char *v, const char *org_id)
+{
+	Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+	int			len;
+
+	if (att->atttypmod >= (int32) VARHDRSZ &&
+		(len = pg_mbstrlen(v)) > att->atttypmod - (int32) VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("value too long for column \"%s\" of type %s",
+						NameStr(att->attname),
+						format_type_with_typemod(att->atttypid, att->atttypmod)),
+				 errdetail("The API answered with %d characters for organization %s.",
+						   len, org_id),
+				 errhint("Declare the column as text or as varchar without a length.")));
+	return CStringGetTextDatum(v);
 }
 
 static Expr *
@@ -272,8 +310,12 @@ cmp_cstring(const void *a, const void *b)
 }
 
 /*
- * Evaluate the pushed-down org_id value(s) for this (re)scan: validated
- * (a malformed id is never sent), NULLs dropped, duplicates asked once.
+ * Evaluate the pushed-down org_id value(s) for this (re)scan: NULLs and
+ * malformed ids dropped, duplicates asked once.  A malformed id names no
+ * organization, so it matches no row, exactly as the same condition
+ * checked locally would: whether it is a constant, a parameter of a
+ * generic plan or a nested loop's join key must not change the result.
+ * It is never sent.
  */
 static List *
 evaluate_org_ids(OpsmigScanState *st, ExprContext *econtext)
@@ -312,11 +354,9 @@ evaluate_org_ids(OpsmigScanState *st, ExprContext *econtext)
 				ids[nids++] = TextDatumGetCString(elems[i]);
 	}
 
-	for (i = 0; i < nids; i++)
-		api_check_org_id(ids[i], "An org_id compared in the query");
 	qsort(ids, nids, sizeof(char *), cmp_cstring);
 	for (i = 0; i < nids; i++)
-		if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+		if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) && opsmig_valid_org_id(ids[i]))
 			result = lappend(result, ids[i]);
 	return result;
 }
@@ -556,9 +596,13 @@ start_scan(ForeignScanState *node, OpsmigScanState *st)
 										 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(st->scan_cxt);
 	if (st->filter != ORG_FILTER_NONE)
+	{
 		ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
-	st->scan = api_scan_begin(st->conn, ids, st->filter == ORG_FILTER_NONE,
-							  st->need_names, st->cache_ttl_ms, &st->work);
+		st->no_ids = (ids == NIL);
+	}
+	if (!st->no_ids)
+		st->scan = api_scan_begin(st->conn, ids, st->filter == ORG_FILTER_NONE,
+								  st->need_names, st->cache_ttl_ms, &st->work);
 	MemoryContextSwitchTo(old);
 }
 
@@ -571,6 +615,7 @@ end_scan(OpsmigScanState *st)
 	MemoryContextDelete(st->scan_cxt);
 	st->scan_cxt = NULL;
 	st->scan = NULL;
+	st->no_ids = false;
 }
 
 static TupleTableSlot *
@@ -578,16 +623,18 @@ opsmigIterateForeignScan(ForeignScanState *node)
 {
 	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	TupleDesc	tupdesc;
 	OpsmigLink	link;
 	int			i;
 
 	ExecClearTuple(slot);
-	if (st->scan == NULL)
+	if (st->scan_cxt == NULL)
 		start_scan(node, st);
-	if (!api_scan_next(st->scan, &link))
+	if (st->no_ids || !api_scan_next(st->scan, &link))
 		return slot;
 
 	/* Datums go to the per-tuple context we are called in. */
+	tupdesc = RelationGetDescr(node->ss.ss_currentRelation);
 	for (i = 0; i < st->natts; i++)
 	{
 		const char *v = NULL;
@@ -607,7 +654,7 @@ opsmigIterateForeignScan(ForeignScanState *node)
 				break;			/* link_token is write-only */
 		}
 		slot->tts_isnull[i] = (v == NULL);
-		slot->tts_values[i] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		slot->tts_values[i] = v ? column_datum(tupdesc, i, v, link.org_id) : (Datum) 0;
 	}
 	return ExecStoreVirtualTuple(slot);
 }
@@ -639,6 +686,22 @@ opsmigIsForeignRelUpdatable(Relation rel)
 	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
 }
 
+/*
+ * A row identity column: a Var of the column's own type, so that a table
+ * declared with varchar columns gets varchar Vars.
+ */
+static void
+add_identity_column(PlannerInfo *root, Index rtindex, TupleDesc tupdesc,
+					AttrNumber attno, const char *name)
+{
+	Form_pg_attribute att = TupleDescAttr(tupdesc, attno - 1);
+
+	add_row_identity_var(root,
+						 makeVar(rtindex, attno, att->atttypid, att->atttypmod,
+								 att->attcollation, 0),
+						 rtindex, name);
+}
+
 static void
 opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							  RangeTblEntry *target_rte, Relation target_relation)
@@ -646,6 +709,7 @@ opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	OpsmigColumn *colmap = opsmig_column_map(target_relation);
 	TupleDesc	tupdesc = RelationGetDescr(target_relation);
 	AttrNumber	attno;
+	Bitmapset  *returned = NULL;
 
 	if (root->parse->commandType != CMD_DELETE)
 		return;
@@ -655,16 +719,48 @@ opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot delete from foreign table \"%s\" because it has no org_id column",
 						RelationGetRelationName(target_relation))));
-	add_row_identity_var(root,
-						 makeVar(rtindex, attno, TEXTOID, -1, DEFAULT_COLLATION_OID, 0),
-						 rtindex, JUNK_ORG_ID);
+	add_identity_column(root, rtindex, tupdesc, attno, JUNK_ORG_ID);
 
 	/* The status before deletion, for DELETE ... RETURNING status. */
 	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_STATUS);
 	if (attno != InvalidAttrNumber)
-		add_row_identity_var(root,
-							 makeVar(rtindex, attno, TEXTOID, -1, DEFAULT_COLLATION_OID, 0),
-							 rtindex, JUNK_STATUS);
+		add_identity_column(root, rtindex, tupdesc, attno, JUNK_STATUS);
+
+	/*
+	 * org_name costs the organization listing, so the scan reads it only
+	 * when RETURNING shows it.
+	 */
+	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_ORG_NAME);
+	pull_varattnos((Node *) root->parse->returningList, rtindex, &returned);
+	if (attno != InvalidAttrNumber &&
+		(bms_is_member(attno - FirstLowInvalidHeapAttributeNumber, returned) ||
+		 bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, returned)))
+		add_identity_column(root, rtindex, tupdesc, attno, JUNK_ORG_NAME);
+}
+
+static void
+refuse_on_conflict(Relation rel)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("INSERT with ON CONFLICT is not supported on opsmig_fdw foreign table \"%s\"",
+					RelationGetRelationName(rel))));
+}
+
+/* INSERT, COPY FROM and partition routing need org_id and link_token. */
+static void
+check_insertable(Relation rel)
+{
+	OpsmigColumn *colmap = opsmig_column_map(rel);
+	int			natts = RelationGetDescr(rel)->natts;
+
+	if (column_attno(colmap, natts, OPSMIG_COL_ORG_ID) == InvalidAttrNumber ||
+		column_attno(colmap, natts, OPSMIG_COL_LINK_TOKEN) == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot insert into foreign table \"%s\" because it lacks an org_id or link_token column",
+						RelationGetRelationName(rel)),
+				 errhint("A link is created from org_id and link_token.")));
 }
 
 static List *
@@ -673,8 +769,6 @@ opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 {
 	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
 	Relation	rel;
-	OpsmigColumn *colmap;
-	int			natts;
 
 	if (plan->operation == CMD_UPDATE)
 		ereport(ERROR,
@@ -683,52 +777,116 @@ opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 						get_rel_name(rte->relid)),
 				 errdetail("The API cannot change a migration link in place."),
 				 errhint("DELETE the row, then INSERT it with the new link_token.")));
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("INSERT with ON CONFLICT is not supported on opsmig_fdw foreign table \"%s\"",
-						get_rel_name(rte->relid))));
 	if (plan->operation != CMD_INSERT)
 		return NIL;
 
 	rel = table_open(rte->relid, NoLock);
-	colmap = opsmig_column_map(rel);
-	natts = RelationGetDescr(rel)->natts;
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		refuse_on_conflict(rel);
+	check_insertable(rel);
 	table_close(rel, NoLock);
-	if (column_attno(colmap, natts, OPSMIG_COL_ORG_ID) == InvalidAttrNumber ||
-		column_attno(colmap, natts, OPSMIG_COL_LINK_TOKEN) == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot insert into foreign table \"%s\" because it lacks an org_id or link_token column",
-						get_rel_name(rte->relid)),
-				 errhint("A link is created from org_id and link_token.")));
 	return NIL;
+}
+
+/*
+ * The state INSERT, DELETE and COPY FROM share.  A partition that tuple
+ * routing reaches has no range table entry of its own (index 0): it acts
+ * as the user of the statement's target, as postgres_fdw does.
+ */
+static OpsmigModifyState *
+begin_modify(EState *estate, ResultRelInfo *rinfo, bool explain_only)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	OpsmigModifyState *st = palloc0(sizeof(OpsmigModifyState));
+	Index		rtindex = rinfo->ri_RangeTableIndex;
+
+	rinfo->ri_FdwState = st;
+	st->colmap = opsmig_column_map(rel);
+	st->natts = RelationGetDescr(rel)->natts;
+	if (explain_only)
+		return st;
+	if (rtindex == 0)
+		rtindex = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
+	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw modify",
+										ALLOCSET_SMALL_SIZES);
+	return st;
 }
 
 static void
 opsmigBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						 List *fdw_private, int subplan_index, int eflags)
 {
-	EState	   *estate = mtstate->ps.state;
-	Relation	rel = rinfo->ri_RelationDesc;
-	OpsmigModifyState *st = palloc0(sizeof(OpsmigModifyState));
+	OpsmigModifyState *st;
 
-	rinfo->ri_FdwState = st;
-	st->colmap = opsmig_column_map(rel);
-	st->natts = RelationGetDescr(rel)->natts;
-	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
-		return;
-	st->conn = connection_for(rel, scan_user_id(estate, rinfo->ri_RangeTableIndex));
-	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw modify",
-										ALLOCSET_SMALL_SIZES);
-	if (mtstate->operation == CMD_DELETE)
+	st = begin_modify(mtstate->ps.state, rinfo, (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
+	if (st->conn && mtstate->operation == CMD_DELETE)
 	{
 		Plan	   *subplan = outerPlanState(mtstate)->plan;
 
 		st->junk_org_id = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_ORG_ID);
 		st->junk_status = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_STATUS);
+		st->junk_org_name = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_ORG_NAME);
 		if (!AttributeNumberIsValid(st->junk_org_id))
 			elog(ERROR, "opsmig_fdw: could not find junk column %s", JUNK_ORG_ID);
+	}
+}
+
+/* Does an AFTER INSERT trigger of this relation expect its rows created? */
+static bool
+has_after_insert_triggers(ResultRelInfo *rinfo)
+{
+	TriggerDesc *td = rinfo ? rinfo->ri_TrigDesc : NULL;
+
+	return td && (td->trig_insert_after_row || td->trig_insert_after_statement);
+}
+
+/*
+ * COPY FROM, and rows routed into this table as a partition of a
+ * partitioned table.  They create links exactly as INSERT does: the
+ * executor batches routed INSERT rows itself (GetForeignModifyBatchSize);
+ * COPY hands rows over one at a time (mtstate has no plan), so they are
+ * held here and sent a batch at a time, unless an AFTER trigger must see
+ * each row created when it fires.
+ */
+static void
+opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	OpsmigModifyState *st;
+
+	if (mtstate->operation != CMD_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot move rows into opsmig_fdw foreign table \"%s\" by UPDATE",
+						RelationGetRelationName(rel)),
+				 errhint("DELETE the row, then INSERT it into the foreign table.")));
+	if (mtstate->ps.plan != NULL &&
+		((ModifyTable *) mtstate->ps.plan)->onConflictAction != ONCONFLICT_NONE)
+		refuse_on_conflict(rel);
+	check_insertable(rel);
+
+	st = begin_modify(mtstate->ps.state, rinfo, false);
+	if (mtstate->ps.plan == NULL &&
+		st->conn->opts.max_concurrent_requests > 1 &&
+		!has_after_insert_triggers(rinfo) &&
+		!has_after_insert_triggers(rinfo->ri_RootResultRelInfo))
+	{
+		MemoryContext old;
+		TupleDesc	tupdesc;
+		int			i;
+
+		st->hold_rows = true;
+		st->held_cxt = AllocSetContextCreate(mtstate->ps.state->es_query_cxt,
+											 "opsmig_fdw held rows",
+											 ALLOCSET_DEFAULT_SIZES);
+		old = MemoryContextSwitchTo(st->held_cxt);
+		/* A copy of the descriptor: the relcache's would be pinned. */
+		tupdesc = CreateTupleDescCopy(RelationGetDescr(rel));
+		st->held = palloc(sizeof(TupleTableSlot *) * st->conn->opts.max_concurrent_requests);
+		for (i = 0; i < st->conn->opts.max_concurrent_requests; i++)
+			st->held[i] = MakeSingleTupleTableSlot(tupdesc, &TTSOpsVirtual);
+		MemoryContextSwitchTo(old);
 	}
 }
 
@@ -743,6 +901,36 @@ slot_text(TupleTableSlot *slot, OpsmigColumn *colmap, int natts, OpsmigColumn co
 	return TextDatumGetCString(slot->tts_values[attno - 1]);
 }
 
+/* Refuse a row no link can be made of; else its org_id and token. */
+static void
+check_row(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *slot,
+		  char **org_id, char **token)
+{
+	slot_getallattrs(slot);
+	*org_id = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_ID);
+	if (*org_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("org_id must not be null in an INSERT into \"%s\"",
+						RelationGetRelationName(rinfo->ri_RelationDesc))));
+	api_check_org_id(*org_id, "org_id");
+	*token = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_LINK_TOKEN);
+	if (*token == NULL || (*token)[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("link_token must be given to link organization \"%s\"", *org_id),
+				 errhint("Generate a link token in the target Atlas organization (Organization Settings, Connect to Atlas) and INSERT it as link_token.")));
+	/* The API reads UTF-8 JSON, whatever the database's encoding. */
+	*token = pg_server_to_any(*token, strlen(*token), PG_UTF8);
+	if (slot_text(slot, st->colmap, st->natts, OPSMIG_COL_STATUS) != NULL ||
+		slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_NAME) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("status and org_name cannot be set by INSERT"),
+				 errdetail("The API sets a link's status; org_name comes from the organization."),
+				 errhint("INSERT only org_id and link_token.")));
+}
+
 /*
  * Create the links of these rows, concurrently.  Every row is checked
  * before any request, so one bad row changes nothing.
@@ -752,6 +940,7 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 			int n)
 {
 	MemoryContext old;
+	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
 	char	  **org_ids;
 	char	  **tokens;
 	char	  **statuses;
@@ -765,31 +954,7 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 	statuses = palloc0(sizeof(char *) * n);
 
 	for (r = 0; r < n; r++)
-	{
-		TupleTableSlot *slot = slots[r];
-
-		slot_getallattrs(slot);
-		org_ids[r] = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_ID);
-		if (org_ids[r] == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("org_id must not be null in an INSERT into \"%s\"",
-							RelationGetRelationName(rinfo->ri_RelationDesc))));
-		api_check_org_id(org_ids[r], "org_id");
-		tokens[r] = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_LINK_TOKEN);
-		if (tokens[r] == NULL || tokens[r][0] == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("link_token must be given to link organization \"%s\"", org_ids[r]),
-					 errhint("Generate a link token in the target Atlas organization (Organization Settings, Connect to Atlas) and INSERT it as link_token.")));
-		if (slot_text(slot, st->colmap, st->natts, OPSMIG_COL_STATUS) != NULL ||
-			slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_NAME) != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("status and org_name cannot be set by INSERT"),
-					 errdetail("The API sets a link's status; org_name comes from the organization."),
-					 errhint("INSERT only org_id and link_token.")));
-	}
+		check_row(st, rinfo, slots[r], &org_ids[r], &tokens[r]);
 
 	api_create_links(st->conn, n, org_ids, tokens, statuses);
 
@@ -800,9 +965,9 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 
 		for (i = 0; i < st->natts; i++)
 		{
-			if (st->colmap[i] == OPSMIG_COL_STATUS)
+			if (st->colmap[i] == OPSMIG_COL_STATUS && statuses[r] != NULL)
 			{
-				slot->tts_values[i] = CStringGetTextDatum(statuses[r]);
+				slot->tts_values[i] = column_datum(tupdesc, i, statuses[r], org_ids[r]);
 				slot->tts_isnull[i] = false;
 			}
 			else if (st->colmap[i] != OPSMIG_COL_ORG_ID)
@@ -815,12 +980,64 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 	MemoryContextSwitchTo(old);
 }
 
+/* Send the rows COPY FROM has handed over so far. */
+static void
+send_held_rows(OpsmigModifyState *st, ResultRelInfo *rinfo)
+{
+	int			n = st->nheld;
+	int			r;
+
+	if (n == 0)
+		return;
+	st->nheld = 0;
+	insert_rows(st, rinfo, st->held, n);
+	for (r = 0; r < n; r++)
+		ExecClearTuple(st->held[r]);
+}
+
 static TupleTableSlot *
 opsmigExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
-	insert_rows((OpsmigModifyState *) rinfo->ri_FdwState, rinfo, &slot, 1);
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+	MemoryContext old;
+
+	if (st->hold_rows)
+	{
+		char	   *org_id;
+		char	   *token;
+
+		/* Checked now, so that an error names the COPY line it is on. */
+		MemoryContextReset(st->row_cxt);
+		old = MemoryContextSwitchTo(st->row_cxt);
+		check_row(st, rinfo, slot, &org_id, &token);
+		MemoryContextSwitchTo(old);
+		ExecCopySlot(st->held[st->nheld], slot);
+		ExecMaterializeSlot(st->held[st->nheld]);
+		if (++st->nheld == st->conn->opts.max_concurrent_requests)
+			send_held_rows(st, rinfo);
+		return slot;
+	}
+	insert_rows(st, rinfo, &slot, 1);
 	return slot;
+}
+
+static void
+opsmigEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+
+	if (st == NULL)
+		return;
+	if (st->hold_rows)
+	{
+		send_held_rows(st, rinfo);
+		MemoryContextDelete(st->held_cxt);
+		st->hold_rows = false;
+	}
+	if (st->row_cxt)
+		MemoryContextDelete(st->row_cxt);
+	st->row_cxt = NULL;
 }
 
 /*
@@ -850,30 +1067,37 @@ opsmigGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 	return st->conn->opts.max_concurrent_requests;
 }
 
+/* A junk column's text, or NULL. */
+static char *
+junk_text(TupleTableSlot *planSlot, AttrNumber attno)
+{
+	Datum		d;
+	bool		isnull;
+
+	if (!AttributeNumberIsValid(attno))
+		return NULL;
+	d = ExecGetJunkAttribute(planSlot, attno, &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
 static TupleTableSlot *
 opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 						TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
 	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
 	MemoryContext old;
-	Datum		d;
-	bool		isnull;
 	char	   *org_id;
-	char	   *status = NULL;
+	char	   *status;
+	char	   *org_name;
 	int			i;
 
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
-	d = ExecGetJunkAttribute(planSlot, st->junk_org_id, &isnull);
-	if (isnull)
+	org_id = junk_text(planSlot, st->junk_org_id);
+	if (org_id == NULL)
 		elog(ERROR, "opsmig_fdw: org_id is null in a row to delete");
-	org_id = TextDatumGetCString(d);
-	if (AttributeNumberIsValid(st->junk_status))
-	{
-		d = ExecGetJunkAttribute(planSlot, st->junk_status, &isnull);
-		if (!isnull)
-			status = TextDatumGetCString(d);
-	}
+	status = junk_text(planSlot, st->junk_status);
+	org_name = junk_text(planSlot, st->junk_org_name);
 
 	if (api_delete_links(st->conn, list_make1(org_id), NULL) == 0)
 	{
@@ -881,12 +1105,13 @@ opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		return NULL;			/* gone already: not counted as deleted */
 	}
 
-	/* RETURNING sees the row as it was: org_id and its last status. */
+	/* RETURNING sees the row as the scan saw it; the token reads as NULL. */
 	ExecClearTuple(slot);
 	for (i = 0; i < st->natts; i++)
 	{
 		const char *v = st->colmap[i] == OPSMIG_COL_ORG_ID ? org_id :
-			st->colmap[i] == OPSMIG_COL_STATUS ? status : NULL;
+			st->colmap[i] == OPSMIG_COL_STATUS ? status :
+			st->colmap[i] == OPSMIG_COL_ORG_NAME ? org_name : NULL;
 
 		slot->tts_isnull[i] = (v == NULL);
 		slot->tts_values[i] = v ? CStringGetTextDatum(v) : (Datum) 0;
@@ -1105,6 +1330,14 @@ opsmigImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 				 errhint("Use IMPORT FOREIGN SCHEMA %s FROM SERVER %s INTO ...",
 						 REMOTE_SCHEMA, quote_identifier(server->servername))));
 
+	/* An option nobody reads would look as if it had done something. */
+	if (stmt->options != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\" for IMPORT FOREIGN SCHEMA",
+						linitial_node(DefElem, stmt->options)->defname),
+				 errhint("opsmig_fdw's IMPORT FOREIGN SCHEMA takes no options; set table options afterwards with ALTER FOREIGN TABLE ... OPTIONS (ADD cache_ttl '60').")));
+
 	wanted = (stmt->list_type != FDW_IMPORT_SCHEMA_LIMIT_TO);
 	foreach(lc, stmt->table_list)
 	{
@@ -1148,6 +1381,8 @@ opsmig_fdw_handler(PG_FUNCTION_ARGS)
 	routine->GetForeignModifyBatchSize = opsmigGetForeignModifyBatchSize;
 	routine->ExecForeignDelete = opsmigExecForeignDelete;
 	routine->EndForeignModify = opsmigEndForeignModify;
+	routine->BeginForeignInsert = opsmigBeginForeignInsert;
+	routine->EndForeignInsert = opsmigEndForeignInsert;
 
 	routine->PlanDirectModify = opsmigPlanDirectModify;
 	routine->BeginDirectModify = opsmigBeginDirectModify;

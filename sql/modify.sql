@@ -48,9 +48,10 @@ DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
 -- No link: DELETE 0, not an error.
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
 \! python3 test/opsmig_sim.py ctl counts
--- A malformed id: refused, nothing sent.
+-- A malformed id names no organization: DELETE 0, nothing sent.
 DELETE FROM org_migration_links WHERE org_id = 'nope';
-\echo :LAST_ERROR_SQLSTATE
+\echo :ROW_COUNT
+\! python3 test/opsmig_sim.py ctl counts
 -- With RETURNING or another condition: scan, then delete row by row.
 \! python3 test/opsmig_sim.py ctl reset-counters
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000002' RETURNING org_id, status;

@@ -48,6 +48,17 @@ if want regress; then
 		head -n 200 "$ROOT/regression.diffs" >&2
 	fi
 
+	# A backend that died (SIGSEGV, abort) fails the suite even where its
+	# test's expected output would not show it (the postmaster restarts).
+	log "checking that no backend crashed"
+	if grep -E "terminated by signal|was terminated by exception" \
+		"$WORK/data/postgres.log" >&2; then
+		log "FAIL: a backend crashed (see above)"
+		rc=1
+	else
+		echo "crash check: 1 passed, 0 failed"
+	fi
+
 	log "checking that the README's tested examples are in the suite"
 	python3 "$ROOT/test/check-readme.py" || rc=1
 
