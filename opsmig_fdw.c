@@ -3,13 +3,14 @@
  * opsmig_fdw.c
  *		  Foreign-data wrapper for MongoDB Ops Manager / Cloud Manager
  *		  live-migration links: the FDW callbacks (planning, scan, INSERT,
- *		  DELETE, EXPLAIN, IMPORT FOREIGN SCHEMA).
+ *		  COPY FROM, DELETE, EXPLAIN, IMPORT FOREIGN SCHEMA).
  *
  * A foreign table shows one row per organization that has a migration
  * link.  Conditions on org_id (=, IN, = ANY, parameters and join keys) are
  * sent to the API as one status call per id; without one, the scan lists
- * the organizations and asks each for its status.  INSERT creates a link,
- * DELETE removes one; UPDATE has no API and is refused.
+ * the organizations and asks each for its status.  INSERT (and COPY FROM,
+ * and rows routed into the table as a partition) creates a link, DELETE
+ * removes one; UPDATE has no API and is refused.
  *
  * The API itself is behind api.h; the per-user-mapping HTTP session behind
  * connection.c; options and the column map in option.c.
