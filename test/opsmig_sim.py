@@ -66,7 +66,8 @@ API (prefix /api/public/v1.0). Errors are JSON unless a fault says otherwise
 ============================================================================
 Requests are checked in this order: prefix -> authentication -> route/method ->
 org-id syntax -> faults -> org exists -> Organization Owner role -> endpoint logic.
-  * A path outside the prefix gets 404 RESOURCE_NOT_FOUND with no auth and no envelope.
+  * A path outside the prefix gets the HTML 404 page of the web server in front of the
+    API (as a real server does for a wrong base URL path), with no auth and no envelope.
   * An unknown path under the prefix gets 404 RESOURCE_NOT_FOUND (after auth). It is counted
     as `unknown_path`.
   * A known path with the wrong method gets 405 METHOD_NOT_ALLOWED with an Allow header.
@@ -122,8 +123,8 @@ A fault is {kind, on, org, times, ...params}. `on` is status|create|delete|list|
 `list`. `times` is how many matching requests it hits (default 1; -1 = until cleared).
 Faults are checked in the order they were added, after authentication and routing, so the
 digest handshake still works. A request hit by a fault is still counted in its endpoint
-counter and in `faults_fired`. A fault never changes the data set: the endpoint logic does
-not run. Parameters that do not belong to the kind are refused, to catch typos in tests.
+counter and in `faults_fired`. A fault never changes the data set (the endpoint logic does
+not run), except the four below that run it first. Parameters that do not belong to the kind are refused, to catch typos in tests.
   http               reply `code` (200..599, default 500) with `body`:
                        json  (default): the standard error body. errorCode/detail come from
                              `error_code`/`detail`, else from defaults per code: 400
@@ -157,6 +158,17 @@ not run. Parameters that do not belong to the kind are refused, to catch typos i
   stale_nonce        401 with a new nonce and stale=`stale` (default true) although the
                      credentials were right, as if the nonce had expired. Counted as
                      `challenges`.
+These four let the endpoint act first (the data set changes as without the fault), then:
+  slow               hold the reply `seconds` (default 1) more: a request in flight after
+                     the API acted
+  lost_reply         close the connection without a reply: the API acted, the client never
+                     hears of it
+  grow               (list) after the page is built, add a new org in front of the
+                     listing, so the next page shifts by one (orgs created while a client
+                     pages through the list)
+  openapi_reply      (create) a success becomes `code` (default 200) with the OpenAPI
+                     description's body: the source organization's view (createdAt,
+                     lastSyncedAt, errorMessage, sourceOrgId, targetOrg), no "status"
 The faults "wrong_shape", "wrong_content_type", "long_status", "control_status" and
 "http" with body=json model the API itself, so envelope=true wraps them. The others model
 a proxy or the network and are sent raw.
@@ -278,7 +290,9 @@ ENDPOINTS = ("list", "status", "create", "delete")
 FAULT_TARGETS = ENDPOINTS + ("any",)
 FAULT_KINDS = ("http", "garbage", "wrong_shape", "wrong_content_type", "long_status",
                "control_status", "oversized", "empty_ok", "stall", "drip", "reset",
-               "stale_nonce")
+               "stale_nonce", "slow", "lost_reply", "grow", "openapi_reply")
+# Faults that let the endpoint act first (see the docstring).
+AFTER_FAULTS = ("slow", "lost_reply", "grow", "openapi_reply")
 # Parameters each fault kind accepts beyond kind/on/org/times, with their defaults.
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "http": {"code": 500, "body": "json", "error_code": None, "detail": None,
@@ -287,6 +301,8 @@ FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "drip": {"interval_ms": 1000},
     "oversized": {"bytes": 2_000_000},
     "stale_nonce": {"stale": True},
+    "slow": {"seconds": 1.0},
+    "openapi_reply": {"code": 200},
 }
 OVERSIZED_SKELETON = b'{"status":"SYNCED","pad":""}'  # 28 bytes: the smallest oversized body
 
@@ -732,9 +748,11 @@ class Simulator:
         out = _Out(truthy(req.param("pretty")), truthy(req.param("envelope")))
         self.count("requests")
         if req.path != API_PREFIX and not req.path.startswith(API_PREFIX + "/"):
-            # Outside the API nothing is authenticated or enveloped: a plain 404.
-            return _Out(out.pretty, False).error(404, "RESOURCE_NOT_FOUND",
-                                                 f"Cannot find resource {req.path}.", [req.path])
+            # Outside the API it is the web server in front of it that answers (the UI, a
+            # proxy): an HTML 404 page, never authenticated, never enveloped, never the
+            # API's JSON. A client with a wrong base URL path sees exactly this.
+            page = PROXY_HTML.format(code=404, reason="Not Found")
+            return Reply(404, page.encode(), "text/html")
         role, challenge = self._authenticate(req, out)
         if challenge is not None:
             return challenge
@@ -760,9 +778,40 @@ class Simulator:
         if malformed:
             return out.error(400, "INVALID_ORG_ID",
                              f"An invalid organization ID {org_id} was specified.", [org_id])
-        if fault is not None:
+        if fault is not None and fault["kind"] not in AFTER_FAULTS:
             return self._fault_reply(fault, endpoint, org_id, req, out)
+        reply = self._endpoint_reply(req, out, endpoint, org_id, role)
+        if fault is not None:
+            return self._after_fault(fault, endpoint, org_id, reply, out)
+        return reply
 
+    def _after_fault(self, f: dict[str, Any], endpoint: str, org_id: str | None,
+                     reply: Reply, out: _Out) -> Reply:
+        """The faults of AFTER_FAULTS: the API has acted; then the network (or the API's
+        other reply shape) has its say."""
+        kind = f["kind"]
+        if kind == "slow":
+            reply.seconds = f["seconds"]
+        elif kind == "lost_reply":
+            reply = Reply(action="stall", seconds=0.0)
+        elif kind == "grow" and endpoint == "list":
+            with self.lock:
+                n = max(int(o.id[len(ORG_ID_BASE):], 16) for o in self.org_order) + 1 \
+                    if self.org_order else 1
+                org = Org(org_id_for(n), f"org-{n:04d}")
+                if n % 3 != 0:
+                    org.linked, org.status = True, ("SYNCED" if n % 2 else "NOT_SYNCED")
+                self.org_order.insert(0, org)
+                self.orgs[org.id] = org
+        elif kind == "openapi_reply" and endpoint == "create" and 200 <= reply.code < 300:
+            reply = out.json(f["code"], {
+                "createdAt": "2026-11-28T12:00:00Z", "errorMessage": None,
+                "lastSyncedAt": "2026-11-28T12:00:00Z", "sourceOrgId": org_id,
+                "targetOrg": {"linkToken": "(redacted)"}})
+        return reply
+
+    def _endpoint_reply(self, req: ApiRequest, out: _Out, endpoint: str, org_id: str | None,
+                        role: str | None) -> Reply:
         if endpoint == "list":
             code, page = self._list_page(req)
             return out.json(code, page)
@@ -1115,7 +1164,7 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
                          authorization=self.headers.get("Authorization"), body=body,
                          client_ip=self.client_address[0], host=self._authority())
         reply = sim.handle_api(req)
-        latency = sim.current_latency()
+        latency = sim.current_latency() + (reply.seconds if reply.action == "send" else 0)
         if latency > 0:
             sim.stopping.wait(latency)
         self._emit(reply)
@@ -1771,7 +1820,8 @@ def _selftest_body(t: SelfTest, c: Callable, P: str, org: list, sim: Simulator,
     s, h, b = cl.request("GET", f"{P}/nothing")
     c("unknown path -> 404", s == 404, s)
     s, h, b = cl.raw("GET", "/api/atlas/v1.0/orgs")
-    c("other prefix -> 404 without auth", s == 404 and json.loads(b)["error"] == 404, s)
+    c("other prefix -> HTML 404 without auth", s == 404 and h.get("Content-Type") == "text/html"
+      and b.startswith(b"<html><head><title>404 Not Found</title>"), (s, b))
 
     # --- envelope and pretty ---------------------------------------------------------------
     s, h, b = cl.request("GET", link_uri + "/status?envelope=true")
