@@ -80,6 +80,7 @@ struct OpsmigScan
 	bool		list_all;		/* status of every listed organization */
 	bool		listing;		/* pages are (still) being fetched */
 	HTAB	   *names;			/* org_id -> name, for an id list with names */
+	HTAB	   *seen;			/* org ids listed so far (pages may shift) */
 	List	   *rows;			/* OpsmigLink rows ready to return */
 	int			next_row;		/* the next of them to return */
 	int			ttl_ms;			/* cache_ttl; 0: no cache */
@@ -178,28 +179,37 @@ api_request(OpsmigConn *conn, ApiOp op, const char *org_id, int page)
  * ----------------------------------------------------------------
  */
 
-static const char *
-api_op_message(ApiOp op)
+/*
+ * The message of an ERROR: the operation and what it was about.  One
+ * literal message per operation, so that each can be translated.
+ */
+static int
+api_errmsg(OpsmigConn *conn, ApiCall *call)
 {
-	switch (op)
+	switch (call->op)
 	{
 		case API_LIST:
-			return "could not list the organizations of server \"%s\"";
+			return errmsg("could not list the organizations of server \"%s\"",
+						  conn->server_name);
 		case API_STATUS:
-			return "could not get the migration link status of organization \"%s\"";
+			return errmsg("could not get the migration link status of organization \"%s\"",
+						  call->org_id);
 		case API_CREATE:
-			return "could not create the migration link of organization \"%s\"";
+			return errmsg("could not create the migration link of organization \"%s\"",
+						  call->org_id);
 		case API_DELETE:
-			return "could not delete the migration link of organization \"%s\"";
+			return errmsg("could not delete the migration link of organization \"%s\"",
+						  call->org_id);
 	}
-	return "API request failed";
+	return 0;					/* not reached */
 }
 
-/* What the message names: the organization, or the server for a listing. */
-static const char *
-api_op_subject(OpsmigConn *conn, ApiCall *call)
+/* The hint of every answer that shows base_url leads somewhere else. */
+static int
+api_base_url_hint(OpsmigConn *conn)
 {
-	return call->op == API_LIST ? conn->server_name : call->org_id;
+	return errhint("Check that base_url of server \"%s\" points at the Ops Manager public API, whose base URL ends in /api/public/v1.0.",
+				   conn->server_name);
 }
 
 static int
@@ -250,62 +260,14 @@ api_http_hint(OpsmigConn *conn, ApiOp op, long code, const OpsmigApiError *err)
 	return 0;
 }
 
-static void
-api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
-				const OpsmigReply *reply)
+/*
+ * Can this failed transfer have reached the API?  Not when it failed to
+ * resolve, connect or finish the TLS handshake; any later failure (reset,
+ * no reply, a reply cut off) leaves a POST or DELETE possibly applied.
+ */
+static bool
+api_maybe_reached(HttpRequest *req)
 {
-	OpsmigApiError err;
-	long		code = reply ? reply->code : req->http_code;
-	const char *who = api_op_subject(conn, call);
-
-	opsmig_reply_error(reply, req->response, req->response_len, &err);
-
-	ereport(ERROR,
-			(errcode(api_http_sqlstate(call->op, code)),
-			 errmsg(api_op_message(call->op), who),
-			 err.json ?
-			 errdetail("HTTP %ld%s%s: %s", code,
-					   err.error_code[0] ? " " : "", err.error_code,
-					   err.detail[0] ? err.detail : err.reason) :
-			 err.excerpt[0] ?
-			 errdetail("HTTP %ld with a non-JSON body: %s", code, err.excerpt) :
-			 errdetail("HTTP %ld with an empty body.", code),
-			 api_http_hint(conn, call->op, code, &err)));
-}
-
-static void
-api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
-{
-	const char *who = api_op_subject(conn, call);
-
-	if (req->too_large)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
-				 errmsg(api_op_message(call->op), who),
-				 errdetail("The reply is larger than max_response_bytes (%d bytes).",
-						   conn->opts.max_response_bytes),
-				 errhint("Raise max_response_bytes of server \"%s\" if the reply is expected to be this large.",
-						 conn->server_name)));
-
-	if (req->curl_code == CURLE_OPERATION_TIMEDOUT)
-	{
-		if (!req->connected)
-			ereport(ERROR,
-					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-					 errmsg(api_op_message(call->op), who),
-					 errdetail("No connection to %s within connect_timeout (%d ms).",
-							   conn->opts.base_url, conn->opts.connect_timeout_ms),
-					 errhint("Check that the API is reachable from the database server, or raise connect_timeout of server \"%s\".",
-							 conn->server_name)));
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg(api_op_message(call->op), who),
-				 errdetail("No complete reply within request_timeout (%d ms).",
-						   conn->opts.request_timeout_ms),
-				 errhint("Raise request_timeout of server \"%s\" if the API is slow.",
-						 conn->server_name)));
-	}
-
 	switch (req->curl_code)
 	{
 		case CURLE_COULDNT_RESOLVE_HOST:
@@ -316,41 +278,137 @@ api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
 		case CURLE_SSL_CERTPROBLEM:
 		case CURLE_SSL_CACERT_BADFILE:
 		case CURLE_UNSUPPORTED_PROTOCOL:
-			ereport(ERROR,
-					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-					 errmsg(api_op_message(call->op), who),
-					 errdetail("Could not connect to %s: %s.",
-							   conn->opts.base_url, req->curl_error),
-					 req->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
-					 req->curl_code == CURLE_SSL_CACERT_BADFILE ?
-					 errhint("The server's certificate was not accepted: set ca_file of server \"%s\" to the CA that signed it.",
-							 conn->server_name) :
-					 errhint("Check base_url of server \"%s\" and that the API is reachable from the database server.",
-							 conn->server_name)));
-			break;
+			return false;
+		case CURLE_OPERATION_TIMEDOUT:
+			return req->connected;
 		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg(api_op_message(call->op), who),
-					 errdetail("The connection to the API failed: %s.", req->curl_error)));
+			return true;
 	}
 }
 
+/* Drop the trailing periods of an API text, so the detail adds exactly one. */
+static const char *
+api_sentence(char *text)
+{
+	size_t		len = strlen(text);
+
+	while (len > 0 && (text[len - 1] == '.' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+/* The errdetail() of an HTTP error: the API's own words, or what came. */
+static int
+api_http_detail(long code, OpsmigApiError *err)
+{
+	const char *text = api_sentence(err->detail[0] ? err->detail : err->reason);
+
+	if (err->json && err->error_code[0] && text[0])
+		return errdetail("HTTP %ld %s: %s.", code, err->error_code, text);
+	if (err->json && err->error_code[0])
+		return errdetail("HTTP %ld %s.", code, err->error_code);
+	if (err->json)
+		return errdetail("HTTP %ld: %s.", code, text);
+	if (err->excerpt[0])
+		return errdetail("HTTP %ld with a body that is not an API error document: \"%s\".",
+						 code, err->excerpt);
+	return errdetail("HTTP %ld with an empty body.", code);
+}
+
+/*
+ * Report an HTTP error.  not_api: the answer cannot come from the API at
+ * base_url (a 404 that is not the API's error document, or a 404 to the
+ * organizations listing, which always exists): base_url is wrong, and that
+ * is said as clearly as a host that cannot be reached.
+ */
+static void
+api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
+				const OpsmigReply *reply, bool not_api)
+{
+	OpsmigApiError err;
+	long		code = reply ? reply->code : req->http_code;
+
+	opsmig_reply_error(reply, req->response, req->response_len, &err);
+
+	ereport(ERROR,
+			(errcode(not_api ? ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION :
+					 api_http_sqlstate(call->op, code)),
+			 api_errmsg(conn, call),
+			 api_http_detail(code, &err),
+			 not_api ? api_base_url_hint(conn) :
+			 api_http_hint(conn, call->op, code, &err)));
+}
+
+static void
+api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
+{
+	if (req->too_large)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+				 api_errmsg(conn, call),
+				 errdetail("The reply is larger than max_response_bytes (%d bytes).",
+						   conn->opts.max_response_bytes),
+				 errhint("Raise max_response_bytes of server \"%s\" if the reply is expected to be this large.",
+						 conn->server_name)));
+
+	if (req->curl_code == CURLE_OPERATION_TIMEDOUT)
+	{
+		if (!req->connected)
+			ereport(ERROR,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 api_errmsg(conn, call),
+					 errdetail("No connection to %s within connect_timeout (%d ms).",
+							   conn->opts.base_url, conn->opts.connect_timeout_ms),
+					 errhint("Check that the API is reachable from the database server, or raise connect_timeout of server \"%s\".",
+							 conn->server_name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 api_errmsg(conn, call),
+				 errdetail("No complete reply within request_timeout (%d ms).",
+						   conn->opts.request_timeout_ms),
+				 errhint("Raise request_timeout of server \"%s\" if the API is slow.",
+						 conn->server_name)));
+	}
+
+	if (!api_maybe_reached(req))
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 api_errmsg(conn, call),
+				 errdetail("Could not connect to %s: %s.",
+						   conn->opts.base_url, api_sentence(req->curl_error)),
+				 req->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
+				 req->curl_code == CURLE_SSL_CACERT_BADFILE ?
+				 errhint("The server's certificate was not accepted: set ca_file of server \"%s\" to the CA that signed it.",
+						 conn->server_name) :
+				 errhint("Check base_url of server \"%s\" and that the API is reachable from the database server.",
+						 conn->server_name)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 api_errmsg(conn, call),
+			 errdetail("The connection to the API failed: %s.",
+					   api_sentence(req->curl_error))));
+}
+
+/* A 2xx reply that is not what the API documents. */
 static void
 api_report_reply(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 				 const char *why)
 {
 	char		excerpt[128];
-	const char *who = api_op_subject(conn, call);
 
 	opsmig_printable(req->response, req->response_len, excerpt, sizeof(excerpt));
+	if (excerpt[0])
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+				 api_errmsg(conn, call),
+				 errdetail("HTTP %ld: %s; the reply begins with \"%s\".",
+						   req->http_code, why, excerpt),
+				 api_base_url_hint(conn)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
-			 errmsg(api_op_message(call->op), who),
-			 errdetail("HTTP %ld: %s%s%s", req->http_code, why,
-					   excerpt[0] ? "; the reply begins: " : "", excerpt),
-			 errhint("Check that base_url of server \"%s\" points at the Ops Manager public API (…/api/public/v1.0).",
-					 conn->server_name)));
+			 api_errmsg(conn, call),
+			 errdetail("HTTP %ld: %s.", req->http_code, why),
+			 api_base_url_hint(conn)));
 }
 
 static void
@@ -452,6 +510,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 	char		why[160];
 	long		code = req->http_code;
 	int			delay;
+	bool		not_api;
 
 	reply->root = NULL;
 	reply->content = NULL;
@@ -478,9 +537,12 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 			opsmig_printable(req->content_type, strlen(req->content_type),
 							 ctype, sizeof(ctype));
 			opsmig_reply_free(reply);
-			api_report_reply(conn, call, req,
-							 psprintf("the reply's Content-Type is \"%s\", not application/json",
-									  ctype));
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+					 api_errmsg(conn, call),
+					 errdetail("HTTP %ld: the reply's Content-Type is \"%s\", not application/json.",
+							   req->http_code, ctype),
+					 api_base_url_hint(conn)));
 		}
 		elog(DEBUG2, "opsmig_fdw: %s %s: HTTP %ld in %.1f ms",
 			 req->method, api_path(conn, req), code, req->elapsed_ms);
@@ -520,7 +582,18 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 
 	if (code == 0)
 		api_report_transport(conn, call, req);
-	if (code == 404 && (call->op == API_STATUS || call->op == API_DELETE))
+
+	/*
+	 * A 404 is "no link" only when the API itself says so, in its error
+	 * document, and never to the listing: anything else means base_url does
+	 * not lead to the API, and reading it as "no link" would make every
+	 * query return nothing and every DELETE delete nothing.
+	 */
+	not_api = code == 404 &&
+		(call->op == API_LIST || pr != OPSMIG_PARSE_OK ||
+		 !opsmig_reply_is_api_error(reply, code));
+	if (code == 404 && !not_api &&
+		(call->op == API_STATUS || call->op == API_DELETE))
 		return true;
 
 	/* Copy what the message needs, free the document, then throw. */
@@ -529,7 +602,8 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 
 		PG_TRY();
 		{
-			api_report_http(conn, call, req, pr == OPSMIG_PARSE_OK ? &copy : NULL);
+			api_report_http(conn, call, req, pr == OPSMIG_PARSE_OK ? &copy : NULL,
+							not_api);
 		}
 		PG_FINALLY();
 		{
@@ -553,24 +627,44 @@ api_text(const char *utf8)
 	return s == utf8 ? pstrdup(utf8) : s;
 }
 
-/* Parse a 2xx status reply into a palloc'd string, or report it. */
+/*
+ * The status in a 2xx reply, palloc'd, or report the reply.  A create
+ * reply may lack one (the OpenAPI description's 200 shape, or no body):
+ * the link exists and its status was not said, so NULL (see README).
+ */
 static char *
 api_reply_status(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply)
 {
+	ApiCall    *call = (ApiCall *) req->arg;
 	char		status[OPSMIG_STATUS_MAX + 1];
 	char		why[160];
 	OpsmigParseResult pr;
+	size_t		i;
 
-	pr = opsmig_reply_status(reply, status, sizeof(status), why, sizeof(why));
-	if (pr != OPSMIG_PARSE_OK)
+	if (call->op == API_CREATE && reply->root == NULL)
+	{
+		for (i = 0; i < req->response_len; i++)
+			if (req->response[i] != ' ' && req->response[i] != '\t' &&
+				req->response[i] != '\r' && req->response[i] != '\n')
+				break;
+		if (i == req->response_len)
+			return NULL;
+	}
+	if (call->op == API_CREATE)
+		pr = opsmig_reply_create_status(reply, status, sizeof(status), why, sizeof(why));
+	else
+		pr = opsmig_reply_status(reply, status, sizeof(status), why, sizeof(why));
+	if (pr != OPSMIG_PARSE_OK || reply->root == NULL)
 	{
 		if (reply->root == NULL)
-			snprintf(why, sizeof(why), "the reply is not a JSON document with a \"status\"");
+			snprintf(why, sizeof(why), call->op == API_CREATE ?
+					 "the reply is not a JSON document" :
+					 "the reply is not a JSON document with a \"status\"");
 		opsmig_reply_free(reply);
-		api_report_reply(conn, (ApiCall *) req->arg, req, why);
+		api_report_reply(conn, call, req, why);
 	}
 	opsmig_reply_free(reply);
-	return api_text(status);
+	return status[0] ? api_text(status) : NULL;
 }
 
 /* ----------------------------------------------------------------
@@ -605,10 +699,16 @@ api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names,
 	}
 	if (list_all || need_names)
 	{
+		HASHCTL		ctl;
 		int			ncached;
 		CachedOrg  *cached = cache_get_listing(conn, cache_ttl_ms, &ncached);
 		int			i;
 
+		ctl.keysize = OPSMIG_ORG_ID_LEN + 1;
+		ctl.entrysize = OPSMIG_ORG_ID_LEN + 1;
+		ctl.hcxt = CurrentMemoryContext;
+		scan->seen = hash_create("opsmig_fdw listed organizations", 256, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 		if (cached)
 		{
 			for (i = 0; i < ncached; i++)
@@ -669,7 +769,15 @@ api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name)
 static void
 api_scan_org(OpsmigScan *scan, const char *id, char *conv)
 {
+	bool		found;
 
+	/*
+	 * Organizations created while we page through the listing shift the
+	 * later pages, so an organization can come twice: it is one row.
+	 */
+	hash_search(scan->seen, id, HASH_ENTER, &found);
+	if (found)
+		return;
 	if (scan->names)
 	{
 		OrgName    *entry = hash_search(scan->names, id, HASH_ENTER, NULL);
@@ -813,60 +921,116 @@ api_scan_next(OpsmigScan *scan, OpsmigLink *link)
  */
 
 /*
- * Create the links of n organizations, up to max_concurrent_requests at a
- * time; statuses[i] gets the status the API answered for org_ids[i].  All
- * requests are settled before any error is raised, so every link the API
- * did create is noted for the rollback warning, and none is abandoned in
- * flight (a request cut off mid-way leaves nobody knowing what happened).
+ * Note a change for the rollback warning.  certain: the API said it acted;
+ * otherwise the request was sent and no answer came, so it may have.
  */
-void
-api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
-				 char **statuses)
+static void
+api_note_change(ApiCall *call, bool certain)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "opsmig_fdw create",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, NULL);
+	const char *id = call->org_id;
+
+	if (call->op == API_CREATE)
+		opsmig_note_remote_change(certain ?
+								  psprintf("created the migration link of organization %s", id) :
+								  psprintf("the migration link of organization %s may have been created (no reply came)", id));
+	else
+		opsmig_note_remote_change(certain ?
+								  psprintf("deleted the migration link of organization %s", id) :
+								  psprintf("the migration link of organization %s may have been deleted (no reply came)", id));
+}
+
+/*
+ * Did this completed create or delete change something, as far as we can
+ * tell without throwing?  1: yes (2xx); 0: no; -1: it may have (sent, and
+ * the transfer failed before a reply).
+ */
+static int
+api_outcome(OpsmigConn *conn, HttpRequest *req)
+{
+	OpsmigReply reply;
+	long		code;
+
+	if (req->http_code == 0)
+		return api_maybe_reached(req) ? -1 : 0;
+	(void) opsmig_parse_reply(req->response, req->response_len, conn->opts.envelope,
+							  req->http_code, &reply, NULL, 0);
+	code = reply.code;
+	opsmig_reply_free(&reply);
+	return code >= 200 && code < 300 ? 1 : 0;
+}
+
+/*
+ * The wait for a create or delete batch was ended (cancel, statement_timeout,
+ * a transport failure): note what the API did or may have done.  Replies
+ * that came but were not handed out yet count as done; requests still in
+ * flight may have been applied, and nobody will hear of them now.
+ */
+static void
+api_note_unsettled(OpsmigConn *conn, HttpBatch *batch, List *reqs)
+{
 	HttpRequest *req;
-	ErrorData  *volatile first_error = NULL;
-	int			i;
+	ListCell   *lc;
 
-	for (i = 0; i < n; i++)
+	while ((req = http_batch_take_done(batch)) != NULL)
 	{
-		char	   *raw;
+		int			outcome = api_outcome(conn, req);
 
-		api_check_org_id(org_ids[i], "org_id");
-		req = api_request(conn, API_CREATE, org_ids[i], 0);
-		((ApiCall *) req->arg)->row = i;
-		raw = opsmig_create_body(tokens[i]);
-		if (raw == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory building the request body")));
-		req->body = pstrdup(raw);
-		free(raw);
-		cache_forget(conn, org_ids[i]);
-		http_batch_add(batch, req, false);
+		if (outcome != 0)
+			api_note_change((ApiCall *) req->arg, outcome > 0);
 	}
-
-	while ((req = http_batch_next(batch)) != NULL)
+	foreach(lc, reqs)
 	{
-		ApiCall    *call = (ApiCall *) req->arg;
+		req = (HttpRequest *) lfirst(lc);
+		if (http_request_in_flight(req))
+			api_note_change((ApiCall *) req->arg, false);
+	}
+}
+
+typedef void (*ApiModifyDone) (OpsmigConn *conn, HttpRequest *req,
+							   OpsmigReply *reply, void *arg);
+
+/*
+ * Drive a batch of creates or deletes (reqs, all added) to its end, handing
+ * each settled reply to done(), which notes the change.  An error of one
+ * request is kept, and the first is raised only once every request of the
+ * batch is settled: the rollback warning then lists every change the API
+ * made, and no request is abandoned in flight.  If the wait itself ends
+ * (cancel, statement_timeout), what is known is noted before the error goes on.
+ */
+static void
+api_modify_batch(OpsmigConn *conn, HttpBatch *batch, List *reqs,
+				 ApiModifyDone done, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile first_error = NULL;
+
+	for (;;)
+	{
+		HttpRequest *volatile req = NULL;
+
+		PG_TRY();
+		{
+			req = http_batch_next(batch);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			api_note_unsettled(conn, batch, reqs);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		if (req == NULL)
+			break;
 
 		PG_TRY();
 		{
 			OpsmigReply reply;
 
+			/* Reset or cut off after it was sent: reported below, noted here. */
+			if (req->http_code == 0 && api_maybe_reached(req))
+				api_note_change((ApiCall *) req->arg, false);
 			if (api_settle(conn, batch, req, &reply))
-			{
-				/* The link exists now, whatever the body says. */
-				opsmig_note_remote_change(psprintf("created the migration link of organization %s",
-												   call->org_id));
-				statuses[call->row] = MemoryContextStrdup(caller,
-														   api_reply_status(conn, req, &reply));
-			}
+				done(conn, req, &reply, arg);
 		}
 		PG_CATCH();
 		{
@@ -879,8 +1043,84 @@ api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
 	}
 	if (first_error)
 		ReThrowError(first_error);
+}
+
+typedef struct ApiCreated
+{
+	MemoryContext caller;		/* where the statuses go */
+	char	  **statuses;
+} ApiCreated;
+
+static void
+api_create_done(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply, void *arg)
+{
+	ApiCreated *created = (ApiCreated *) arg;
+	ApiCall    *call = (ApiCall *) req->arg;
+	char	   *status;
+
+	/* The link exists now, whatever the body says. */
+	api_note_change(call, true);
+	status = api_reply_status(conn, req, reply);
+	created->statuses[call->row] = status ?
+		MemoryContextStrdup(created->caller, status) : NULL;
+}
+
+/*
+ * Create the links of n organizations, up to max_concurrent_requests at a
+ * time; statuses[i] gets the status the API answered for org_ids[i], or
+ * NULL when its reply did not carry one.  Every row is checked before any
+ * request is sent.
+ */
+void
+api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
+				 char **statuses)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "opsmig_fdw create",
+											  ALLOCSET_SMALL_SIZES);
+	ApiCreated	created = {CurrentMemoryContext, statuses};
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, NULL);
+	List	   *reqs = NIL;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		api_check_org_id(org_ids[i], "org_id");
+	for (i = 0; i < n; i++)
+	{
+		HttpRequest *req = api_request(conn, API_CREATE, org_ids[i], 0);
+		char	   *raw;
+
+		((ApiCall *) req->arg)->row = i;
+		raw = opsmig_create_body(tokens[i]);
+		if (raw == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory building the request body")));
+		req->body = pstrdup(raw);
+		free(raw);
+		reqs = lappend(reqs, req);
+	}
+	for (i = 0; i < n; i++)
+	{
+		cache_forget(conn, org_ids[i]);
+		http_batch_add(batch, (HttpRequest *) list_nth(reqs, i), false);
+	}
+
+	api_modify_batch(conn, batch, reqs, api_create_done, &created);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+}
+
+static void
+api_delete_done(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply, void *arg)
+{
+	if (reply->code != 404)
+	{
+		(*(int *) arg)++;
+		api_note_change((ApiCall *) req->arg, true);
+	}
+	opsmig_reply_free(reply);
 }
 
 /*
@@ -896,31 +1136,21 @@ api_delete_links(OpsmigConn *conn, List *org_ids, OpsmigStats *work)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, work);
-	HttpRequest *req;
+	List	   *reqs = NIL;
 	ListCell   *lc;
 	int			deleted = 0;
 
 	foreach(lc, org_ids)
-	{
 		api_check_org_id((char *) lfirst(lc), "org_id");
-		cache_forget(conn, lfirst(lc));
-		http_batch_add(batch, api_request(conn, API_DELETE, lfirst(lc), 0), false);
-	}
-	while ((req = http_batch_next(batch)) != NULL)
+	foreach(lc, org_ids)
 	{
-		OpsmigReply reply;
-		ApiCall    *call = (ApiCall *) req->arg;
+		HttpRequest *req = api_request(conn, API_DELETE, lfirst(lc), 0);
 
-		if (!api_settle(conn, batch, req, &reply))
-			continue;
-		if (reply.code != 404)
-		{
-			deleted++;
-			opsmig_note_remote_change(psprintf("deleted the migration link of organization %s",
-											   call->org_id));
-		}
-		opsmig_reply_free(&reply);
+		cache_forget(conn, lfirst(lc));
+		reqs = lappend(reqs, req);
+		http_batch_add(batch, req, false);
 	}
+	api_modify_batch(conn, batch, reqs, api_delete_done, &deleted);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return deleted;

@@ -208,6 +208,53 @@ opsmig_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
 }
 
 /*
+ * The status in a 2xx reply to a create.  The API's pages answer 201
+ * {"status": ...}; its OpenAPI description answers 200 with the source
+ * organization's view (createdAt, sourceOrgId, targetOrg, ...) and no
+ * status.  Either way the link exists: an object without "status" (or with
+ * a null one), or no document at all, gives an empty status ("not said").
+ * A "status" that is there must be valid, as in a status reply; a document
+ * that is not an object is not a create reply.
+ */
+OpsmigParseResult
+opsmig_reply_create_status(const OpsmigReply *reply, char *status,
+						   size_t statuslen, char *why, size_t whylen)
+{
+	struct json_object *v = NULL;
+
+	if (statuslen > 0)
+		status[0] = '\0';
+	if (reply->content == NULL)
+		return OPSMIG_PARSE_OK;
+	if (!json_object_is_type(reply->content, json_type_object))
+	{
+		set_why(why, whylen, "the reply is not a JSON object");
+		return OPSMIG_PARSE_BAD_SHAPE;
+	}
+	if (!json_object_object_get_ex(reply->content, "status", &v) || v == NULL)
+		return OPSMIG_PARSE_OK;
+	return opsmig_reply_status(reply, status, statuslen, why, whylen);
+}
+
+/*
+ * Is this the API's own error document for this HTTP code, {"error": code,
+ * ...}?  A 404 that is one means "no such thing" (no link); a 404 that is
+ * not (an HTML page, an empty body, other JSON) comes from something that
+ * is not the API, such as a base URL with the wrong path.
+ */
+bool
+opsmig_reply_is_api_error(const OpsmigReply *reply, long code)
+{
+	struct json_object *v;
+
+	return reply->content != NULL &&
+		json_object_is_type(reply->content, json_type_object) &&
+		json_object_object_get_ex(reply->content, "error", &v) &&
+		json_object_is_type(v, json_type_int) &&
+		json_object_get_int64(v) == code;
+}
+
+/*
  * Walk one page of GET /orgs.  Each organization goes to cb; has_next says
  * whether the page names a next one.
  */

@@ -60,6 +60,10 @@ extern void opsmig_reply_free(OpsmigReply *reply);
 extern OpsmigParseResult opsmig_reply_status(const OpsmigReply *reply,
 											 char *status, size_t statuslen,
 											 char *why, size_t whylen);
+extern OpsmigParseResult opsmig_reply_create_status(const OpsmigReply *reply,
+													char *status, size_t statuslen,
+													char *why, size_t whylen);
+extern bool opsmig_reply_is_api_error(const OpsmigReply *reply, long code);
 extern OpsmigParseResult opsmig_reply_orgs(const OpsmigReply *reply,
 										   opsmig_org_cb cb, void *arg,
 										   int *nresults, bool *has_next,

@@ -33,8 +33,19 @@
 
 /* Hard ceiling on pooled handles, whatever max_concurrent_requests says. */
 #define HTTP_MAX_HANDLES	128
-/* Sockets curl may ask us to watch at once (a few per handle at most). */
-#define HTTP_MAX_SOCKETS	(HTTP_MAX_HANDLES * 2)
+
+/*
+ * Sockets curl may ask us to watch at once.  A transfer usually has one,
+ * but happy eyeballs connects over IPv6 and IPv4 side by side, and curl
+ * announces a transfer's new sockets before it withdraws its old ones (the
+ * resolver's, the losing attempt's); it never asks for more than
+ * MAX_SOCKSPEREASYHANDLE (5) per handle.  Two per handle was too few: 128
+ * handles connecting to a dual-stack host name overflowed the table.
+ */
+#ifndef HTTP_SOCKETS_PER_HANDLE
+#define HTTP_SOCKETS_PER_HANDLE	5
+#endif
+#define HTTP_MAX_SOCKETS	(HTTP_MAX_HANDLES * HTTP_SOCKETS_PER_HANDLE)
 
 struct HttpHandle
 {
@@ -269,6 +280,16 @@ handle_configure(HttpSession *s, HttpHandle *h)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "opsmig_fdw/1.0");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/*
+	 * Removing a transfer that is still resolving a host name (cancel,
+	 * statement_timeout, LIMIT, ReScan) would otherwise join the resolver
+	 * thread, which blocks until getaddrinfo() gives up, for seconds or
+	 * minutes.  With this the thread is left to finish on its own and frees
+	 * what it holds when it does.  (libcurl >= 7.87; older ones block.)
+	 */
+	curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
 	h->configured = true;
 }
 
@@ -388,6 +409,18 @@ http_start(HttpSession *s, HttpRequest *req)
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+
+	/*
+	 * A request that changes something goes on a new connection.  On a
+	 * reused keep-alive connection that the server closed just as we sent,
+	 * libcurl resends the request once on a new one; a POST the server had
+	 * applied then meets 409 and a DELETE 404, and the user would be told
+	 * the link already existed, or was already gone.  A new connection is
+	 * never resent: the request is sent once, and a failure after it is
+	 * reported as one whose outcome is unknown.  GETs reuse connections.
+	 */
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+					 strcmp(req->method, "GET") == 0 ? 0L : 1L);
 	if (strcmp(req->method, "POST") == 0)
 	{
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(req->body ? req->body : ""));
@@ -722,6 +755,30 @@ http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
 		b->work->retries++;
 }
 
+/*
+ * After http_batch_next() was interrupted: the next request that completed
+ * but was not handed out yet, without driving or waiting for anything.
+ * NULL when there is none.
+ */
+HttpRequest *
+http_batch_take_done(HttpBatch *b)
+{
+	HttpRequest *req;
+
+	if (dlist_is_empty(&b->done))
+		return NULL;
+	req = dlist_container(HttpRequest, node, dlist_pop_head_node(&b->done));
+	req->state = HTTP_REQ_DELIVERED;
+	return req;
+}
+
+/* Has this request been sent, with no outcome known yet? */
+bool
+http_request_in_flight(const HttpRequest *req)
+{
+	return req->state == HTTP_REQ_RUNNING;
+}
+
 bool
 http_batch_idle(HttpBatch *b)
 {
@@ -759,9 +816,20 @@ http_batch_next(HttpBatch *b)
 		if (!dlist_is_empty(&b->done))
 			continue;
 		if (s->socket_overflow)
+		{
+			/*
+			 * curl has marked the multi handle dead; it comes back to life
+			 * once the failing transfers are removed, which the error does.
+			 * The flag must go too, or every later query would fail.
+			 */
+			s->socket_overflow = false;
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_TOO_MANY_HANDLES),
-					 errmsg("too many sockets open for HTTP requests")));
+					 errmsg("too many sockets open for HTTP requests"),
+					 errdetail("libcurl asked to watch more than %d sockets at once.",
+							   HTTP_MAX_SOCKETS),
+					 errhint("Lower max_concurrent_requests, or close cursors that are still open on the same server.")));
+		}
 		http_wait(s, next_wake);
 		http_collect(s);
 		CHECK_FOR_INTERRUPTS();

@@ -81,6 +81,8 @@ extern void http_batch_add(HttpBatch *batch, HttpRequest *req, bool urgent);
 extern void http_batch_retry(HttpBatch *batch, HttpRequest *req,
 							 int delay_ms, bool fresh_auth);
 extern HttpRequest *http_batch_next(HttpBatch *batch);
+extern HttpRequest *http_batch_take_done(HttpBatch *batch);
+extern bool http_request_in_flight(const HttpRequest *req);
 extern bool http_batch_idle(HttpBatch *batch);
 
 #endif							/* OPSMIG_HTTP_H */
