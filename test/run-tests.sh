@@ -5,7 +5,8 @@
 # examples are in it and that the private key reached no output and no
 # server log line; then throws random SQLsmith queries at the foreign
 # tables, fuzzes the reply parsers, runs the suite again under
-# ASan/UBSan, checks TLS, runs the extension against Apache's digest auth, and builds,
+# ASan/UBSan, checks TLS, runs the extension against Apache's digest auth,
+# cancels a request stuck in the DNS resolver, and builds,
 # installs and smoke-tests the Debian package.  Every step tears down what
 # it started.  Exits non-zero when anything fails.
 #
@@ -16,12 +17,13 @@
 #   sanitize  the pg_regress suite under ASan/UBSan
 #   tls       HTTPS against a throwaway CA
 #   apache    Apache's mod_auth_digest
+#   resolver  cancel during a DNS lookup that never ends (root: unshare)
 #   package   the Debian package
 # OPSMIG_PG_ROOT=DIR installs into a private copy of PostgreSQL (test/lib.sh).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="regress sqlsmith fuzz sanitize tls apache package"
+ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
 	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
@@ -96,6 +98,11 @@ fi
 if want apache; then
 	log "checking the extension against a real digest server (Apache mod_auth_digest)"
 	run_check apache-check "$ROOT/test/apache-check.sh"
+fi
+
+if want resolver; then
+	log "checking that statement_timeout ends a request stuck in the DNS resolver"
+	run_check resolver-check "$ROOT/test/resolver-check.sh"
 fi
 
 # Last, because it swaps the installed extension files for the package's
