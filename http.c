@@ -42,10 +42,9 @@
  * MAX_SOCKSPEREASYHANDLE (5) per handle.  Two per handle was too few: 128
  * handles connecting to a dual-stack host name overflowed the table.
  */
-#ifndef HTTP_SOCKETS_PER_HANDLE
-#define HTTP_SOCKETS_PER_HANDLE	5
+#ifndef HTTP_MAX_SOCKETS		/* test/socket-check.sh builds with a tiny one */
+#define HTTP_MAX_SOCKETS	(HTTP_MAX_HANDLES * 5)
 #endif
-#define HTTP_MAX_SOCKETS	(HTTP_MAX_HANDLES * HTTP_SOCKETS_PER_HANDLE)
 
 struct HttpHandle
 {
@@ -587,6 +586,24 @@ http_collect(HttpSession *s)
 	}
 }
 
+/*
+ * socket_cb could not track a socket.  curl has marked the multi handle
+ * dead (CURLM_ABORTED_BY_CALLBACK); it comes back to life once the
+ * transfers are removed, which the error does.  The flag must go too, or
+ * every later query of the session would fail.
+ */
+static void
+http_report_overflow(HttpSession *s)
+{
+	s->socket_overflow = false;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_TOO_MANY_HANDLES),
+			 errmsg("too many sockets open for HTTP requests"),
+			 errdetail("libcurl asked to watch more than %d sockets at once.",
+					   HTTP_MAX_SOCKETS),
+			 errhint("Lower max_concurrent_requests, or close cursors that are still open on the same server.")));
+}
+
 static void
 http_socket_action(HttpSession *s, curl_socket_t fd, int ev)
 {
@@ -594,6 +611,8 @@ http_socket_action(HttpSession *s, curl_socket_t fd, int ev)
 	CURLMcode	mrc;
 
 	mrc = curl_multi_socket_action(s->multi, fd, ev, &still_running);
+	if (s->socket_overflow)
+		http_report_overflow(s);
 	if (mrc != CURLM_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -816,20 +835,7 @@ http_batch_next(HttpBatch *b)
 		if (!dlist_is_empty(&b->done))
 			continue;
 		if (s->socket_overflow)
-		{
-			/*
-			 * curl has marked the multi handle dead; it comes back to life
-			 * once the failing transfers are removed, which the error does.
-			 * The flag must go too, or every later query would fail.
-			 */
-			s->socket_overflow = false;
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_TOO_MANY_HANDLES),
-					 errmsg("too many sockets open for HTTP requests"),
-					 errdetail("libcurl asked to watch more than %d sockets at once.",
-							   HTTP_MAX_SOCKETS),
-					 errhint("Lower max_concurrent_requests, or close cursors that are still open on the same server.")));
-		}
+			http_report_overflow(s);
 		http_wait(s, next_wake);
 		http_collect(s);
 		CHECK_FOR_INTERRUPTS();

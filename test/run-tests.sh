@@ -18,12 +18,13 @@
 #   tls       HTTPS against a throwaway CA
 #   apache    Apache's mod_auth_digest
 #   resolver  cancel during a DNS lookup that never ends (root: unshare)
+#   sockets   a socket-table overflow is one error, not the session's end
 #   package   the Debian package
 # OPSMIG_PG_ROOT=DIR installs into a private copy of PostgreSQL (test/lib.sh).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver package"
+ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver sockets package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
 	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
@@ -103,6 +104,11 @@ fi
 if want resolver; then
 	log "checking that statement_timeout ends a request stuck in the DNS resolver"
 	run_check resolver-check "$ROOT/test/resolver-check.sh"
+fi
+
+if want sockets; then
+	log "checking that a socket-table overflow fails one query, not the session"
+	run_check socket-check "$ROOT/test/socket-check.sh"
 fi
 
 # Last, because it swaps the installed extension files for the package's
