@@ -13,7 +13,8 @@
  *
  * Checked: a status is accepted only as a non-empty, terminated string of
  * at most OPSMIG_STATUS_MAX bytes without control characters, equal to the
- * document's "status" member; otherwise "why" explains.
+ * document's "status" member; otherwise "why" explains.  The same body is
+ * also read as a create reply, whose "status" may be missing.
  *
  *-------------------------------------------------------------------------
  */
@@ -58,6 +59,44 @@ check_status(const OpsmigReply *reply, size_t statuslen)
 	free(why);
 }
 
+/*
+ * The same body as a create reply (opsmig_reply_create_status): a missing
+ * or null "status" is accepted as none (empty string); one that is there
+ * is held to the status rules; a document that is not an object is not.
+ * And the error-document test that tells "no link" from a wrong base_url.
+ */
+static void
+check_create(const OpsmigReply *reply, size_t statuslen)
+{
+	char	   *status = malloc(statuslen);
+	char	   *why = malloc(FUZZ_WHYLEN);
+	OpsmigParseResult pr;
+
+	FUZZ_CHECK(status != NULL && why != NULL);
+	why[0] = '\0';
+	pr = opsmig_reply_create_status(reply, status, statuslen, why, FUZZ_WHYLEN);
+	if (pr == OPSMIG_PARSE_OK)
+	{
+		fuzz_check_terminated(status, statuslen);
+		if (status[0] != '\0')
+			FUZZ_CHECK(opsmig_reply_status(reply, status, statuslen, why,
+										   FUZZ_WHYLEN) == OPSMIG_PARSE_OK);
+		else
+			FUZZ_CHECK(reply->content == NULL ||
+					   json_object_is_type(reply->content, json_type_object));
+	}
+	else
+	{
+		FUZZ_CHECK(pr == OPSMIG_PARSE_BAD_SHAPE);
+		fuzz_check_terminated(why, FUZZ_WHYLEN);
+		FUZZ_CHECK(why[0] != '\0');
+	}
+	if (opsmig_reply_is_api_error(reply, 404))
+		FUZZ_CHECK(json_object_is_type(reply->content, json_type_object));
+	free(status);
+	free(why);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -70,6 +109,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void) fuzz_parse(data, size, &fuzz_modes[m], &reply);
 		check_status(&reply, OPSMIG_STATUS_MAX + 1);
 		check_status(&reply, 8);
+		check_create(&reply, OPSMIG_STATUS_MAX + 1);
+		check_create(&reply, 8);
 		opsmig_reply_free(&reply);
 		FUZZ_CHECK(reply.root == NULL && reply.content == NULL);
 	}
