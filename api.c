@@ -932,11 +932,11 @@ api_note_change(ApiCall *call, bool certain)
 	if (call->op == API_CREATE)
 		opsmig_note_remote_change(certain ?
 								  psprintf("created the migration link of organization %s", id) :
-								  psprintf("the migration link of organization %s may have been created (no reply came)", id));
+								  psprintf("may have created the migration link of organization %s (no reply came)", id));
 	else
 		opsmig_note_remote_change(certain ?
 								  psprintf("deleted the migration link of organization %s", id) :
-								  psprintf("the migration link of organization %s may have been deleted (no reply came)", id));
+								  psprintf("may have deleted the migration link of organization %s (no reply came)", id));
 }
 
 /*
