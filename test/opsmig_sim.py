@@ -1972,6 +1972,35 @@ def _selftest_body(t: SelfTest, c: Callable, P: str, org: list, sim: Simulator,
     # 5 http + 6 simple + oversized + list + 2 stall + drip + reset + 2 stale_nonce + 2 --times
     c("faults_fired", sim.stats()["faults_fired"] == 21, sim.stats())
 
+    # The faults that let the endpoint act first: the data set changes as without them.
+    _ctl(url, "reset")
+    cr3 = f"{P}/orgs/{org[3]}/liveExport/migrationLink"
+    fault("openapi_reply", "--on", "create", "--code", "200")
+    s, h, b = cl.request("POST", cr3, b'{"linkToken":"a"}')
+    c("openapi_reply: 200 without status, link created", s == 200
+      and json.loads(b)["sourceOrgId"] == org[3] and "status" not in json.loads(b)
+      and _ctl(url, "links")[1].count(org[3]) == 1, (s, b))
+    fault("slow", "--on", "delete", "--seconds", "0.3")
+    t0 = time.monotonic()
+    s, h, b = cl.request("DELETE", cr3)
+    c("slow: the reply is held, the link is gone", s == 204 and time.monotonic() - t0 >= 0.25
+      and org[3] not in _ctl(url, "links")[1], (s, time.monotonic() - t0))
+    fault("lost_reply", "--on", "create")
+    err = None
+    try:
+        cl.request("POST", cr3, b'{"linkToken":"a"}')
+    except (http.client.HTTPException, OSError) as e:
+        err = e
+    c("lost_reply: no reply, link created", err is not None
+      and _ctl(url, "links")[1].count(org[3]) == 1, repr(err))
+    _ctl(url, "reset", "--orgs", "3")
+    fault("grow", "--on", "list")
+    s, h, b = cl.request("GET", f"{P}/orgs?itemsPerPage=2")
+    s2, h2, b2 = cl.request("GET", f"{P}/orgs?itemsPerPage=2&pageNum=2")
+    ids = [o["id"] for o in json.loads(b)["results"] + json.loads(b2)["results"]]
+    c("grow: the next page shifts by one", ids == [org[1], org[2], org[2], org[3]], ids)
+    _ctl(url, "reset")
+
     # --- counters as expected after a scripted sequence -------------------------------------
     rc, out, _ = _ctl(url, "reset")
     fresh = DigestClient("127.0.0.1", port, DEFAULT_PUBLIC_KEY, DEFAULT_PRIVATE_KEY)
