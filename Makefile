@@ -2,11 +2,11 @@
 # (not `make check`: under PGXS it runs nothing).
 
 MODULE_big = opsmig_fdw
-OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o cache.o
+OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o cache.o cluster.o shared_cache.o
 PGFILEDESC = "opsmig_fdw - foreign-data wrapper for MongoDB Ops Manager live-migration links"
 
 EXTENSION = opsmig_fdw
-DATA = opsmig_fdw--1.0.sql opsmig_fdw--1.0--1.1.sql
+DATA = opsmig_fdw--1.0.sql opsmig_fdw--1.0--1.1.sql opsmig_fdw--1.1--1.2.sql
 
 REGRESS = init options scan modify errors envelope paging cancel security fast faults transport reports cache_delete cache_latin1 owner_options explain_work copy surface upgrade
 REGRESS_OPTS = --load-extension=plpgsql

@@ -24,6 +24,10 @@
  * Texts are kept in the server encoding, as the scan returns them; a scan
  * answered from the cache copies them without converting again.
  *
+ * When opsmig_fdw is preloaded, the answers go to shared memory instead
+ * (shared_cache.c), under a key computed once per connection here; every
+ * function below decides which of the two it uses, so callers do not care.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,6 +56,8 @@ struct OpsmigCache
 	int			nlisting;
 	TimestampTz listing_at;
 	uint64		created_gen;	/* answers asked before this are not stored */
+	bool		shared_key_set;
+	uint8		shared_key[SHARED_CACHE_KEY_LEN];	/* shared_cache.c's key */
 };
 
 /* The last generation handed out, in this backend. */
@@ -79,6 +85,20 @@ cache_of(OpsmigConn *conn)
 	return c;
 }
 
+/* The shared cache's key of this connection, computed once. */
+static const uint8 *
+shared_key(OpsmigConn *conn)
+{
+	OpsmigCache *c = cache_of(conn);
+
+	if (!c->shared_key_set)
+	{
+		shared_cache_key(conn, c->shared_key);
+		c->shared_key_set = true;
+	}
+	return c->shared_key;
+}
+
 static bool
 fresh(TimestampTz at, int ttl_ms)
 {
@@ -96,7 +116,16 @@ cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
 {
 	CachedStatus *e;
 
-	if (ttl_ms <= 0 || conn->cache == NULL)
+	if (ttl_ms <= 0)
+		return false;
+	if (shared_cache_enabled())
+	{
+		if (!shared_cache_get_status(shared_key(conn), org_id, ttl_ms, linked, status))
+			return false;
+		conn->stats.cache_hits++;
+		return true;
+	}
+	if (conn->cache == NULL)
 		return false;
 	e = hash_search(conn->cache->statuses, org_id, HASH_FIND, NULL);
 	if (e == NULL || !fresh(e->fetched_at, ttl_ms))
@@ -127,10 +156,17 @@ void
 cache_put_status(OpsmigConn *conn, const char *org_id, const char *status,
 				 uint64 gen)
 {
-	OpsmigCache *c = cache_of(conn);
+	OpsmigCache *c;
 	CachedStatus *e;
 	bool		found;
 
+	if (shared_cache_enabled())
+	{
+		/* The shared cache has its own guard against stale answers. */
+		shared_cache_put_status(shared_key(conn), org_id, status);
+		return;
+	}
+	c = cache_of(conn);
 	if (gen < c->created_gen)
 		return;
 	e = hash_search(c->statuses, org_id, HASH_ENTER, &found);
@@ -149,6 +185,11 @@ cache_forget(OpsmigConn *conn, const char *org_id)
 {
 	CachedStatus *e;
 
+	if (shared_cache_enabled())
+	{
+		shared_cache_forget(org_id);
+		return;
+	}
 	if (conn->cache == NULL)
 		return;					/* nothing cached, nor any older scan to fear */
 	e = hash_search(conn->cache->statuses, org_id, HASH_ENTER, NULL);
@@ -162,6 +203,8 @@ cache_forget(OpsmigConn *conn, const char *org_id)
 CachedOrg *
 cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs)
 {
+	if (ttl_ms > 0 && shared_cache_enabled())
+		return shared_cache_get_listing(shared_key(conn), ttl_ms, norgs);
 	if (ttl_ms <= 0 || conn->cache == NULL || conn->cache->listing == NULL ||
 		!fresh(conn->cache->listing_at, ttl_ms))
 		return NULL;
@@ -175,6 +218,11 @@ cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs)
 	OpsmigCache *c = cache_of(conn);
 	int			i;
 
+	if (shared_cache_enabled())
+	{
+		shared_cache_put_listing(shared_key(conn), orgs, norgs);
+		return;
+	}
 	MemoryContextReset(c->listing_cxt);
 	c->listing = MemoryContextAlloc(c->listing_cxt, sizeof(CachedOrg) * Max(norgs, 1));
 	for (i = 0; i < norgs; i++)

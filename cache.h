@@ -2,7 +2,8 @@
  *
  * cache.h
  *		  The cache_ttl cache: recent answers of the API kept per user
- *		  mapping, so dashboards that poll the table do not poll the API.
+ *		  mapping, so dashboards that poll the table do not poll the API;
+ *		  in shared memory when opsmig_fdw is preloaded (shared_cache.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,5 +28,24 @@ extern void cache_forget(OpsmigConn *conn, const char *org_id);
 extern CachedOrg *cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs);
 extern void cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs);
 extern void cache_drop(OpsmigConn *conn);
+
+/*
+ * shared_cache.c: the same answers in shared memory, when opsmig_fdw is
+ * preloaded; cache.c uses it instead of its own when enabled.  Answers
+ * come back palloc'd.
+ */
+#define SHARED_CACHE_KEY_LEN	32	/* a SHA-256 digest */
+
+extern bool shared_cache_enabled(void);
+extern void shared_cache_key(OpsmigConn *conn, uint8 *digest);
+extern bool shared_cache_get_status(const uint8 *digest, const char *org_id,
+									int ttl_ms, bool *linked, char **status);
+extern void shared_cache_put_status(const uint8 *digest, const char *org_id,
+									const char *status);
+extern void shared_cache_forget(const char *org_id);
+extern CachedOrg *shared_cache_get_listing(const uint8 *digest, int ttl_ms,
+										   int *norgs);
+extern void shared_cache_put_listing(const uint8 *digest, const CachedOrg *orgs,
+									 int norgs);
 
 #endif							/* OPSMIG_CACHE_H */

@@ -18,12 +18,14 @@
 #include "access/xact.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "cluster.h"
 #include "http.h"
 #include "opsmig_fdw.h"
 
@@ -38,6 +40,7 @@ typedef struct RemoteChange
 
 static List *remote_changes = NIL;
 
+static void opsmig_conn_flush(OpsmigConn *conn);
 static void opsmig_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static void opsmig_xact_callback(XactEvent event, void *arg);
 static void opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -70,6 +73,7 @@ opsmig_disconnect(OpsmigConn *conn)
 		explicit_bzero(conn->private_key, strlen(conn->private_key));
 	conn->private_key = NULL;
 	conn->cache = NULL;			/* it lives in conn->cxt */
+	conn->server_name = NULL;	/* so does this */
 	if (conn->cxt)
 		MemoryContextDelete(conn->cxt);
 	conn->cxt = NULL;
@@ -121,6 +125,13 @@ opsmig_get_connection(UserMapping *user)
 
 		memset(conn, 0, sizeof(OpsmigConn));
 		conn->umid = umid;
+		conn->userid = user->userid;
+	}
+	else if (conn->userid != user->userid)
+	{
+		/* A PUBLIC mapping used by another role: close the first one's account. */
+		opsmig_conn_flush(conn);
+		conn->userid = user->userid;
 	}
 	if (conn->http && conn->invalidated && !http_session_busy(conn->http))
 		opsmig_disconnect(conn);
@@ -139,6 +150,28 @@ opsmig_get_connection(UserMapping *user)
 		PG_END_TRY();
 	}
 	return conn;
+}
+
+/* Add this connection's counts since its last flush to the cluster's. */
+static void
+opsmig_conn_flush(OpsmigConn *conn)
+{
+	opsmig_stats_flush(MyDatabaseId, conn->userid, conn->serverid, conn->umid,
+					   conn->server_name ? conn->server_name : "",
+					   &conn->stats, &conn->flushed);
+}
+
+void
+opsmig_flush_all_stats(void)
+{
+	HASH_SEQ_STATUS scan;
+	OpsmigConn *conn;
+
+	if (ConnectionHash == NULL || !opsmig_cluster_loaded())
+		return;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+		opsmig_conn_flush(conn);
 }
 
 static void
@@ -248,6 +281,12 @@ opsmig_forget_changes(void)
 static void
 opsmig_xact_callback(XactEvent event, void *arg)
 {
+	/* The cluster's counters take each transaction's work as it ends. */
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		opsmig_flush_all_stats();
+
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
@@ -363,7 +402,12 @@ opsmig_fdw_stats_reset(PG_FUNCTION_ARGS)
 	{
 		hash_seq_init(&scan, ConnectionHash);
 		while ((conn = hash_seq_search(&scan)) != NULL)
+		{
+			/* The cluster keeps what was counted so far. */
+			opsmig_conn_flush(conn);
 			memset(&conn->stats, 0, sizeof(OpsmigStats));
+			memset(&conn->flushed, 0, sizeof(OpsmigStats));
+		}
 	}
 	PG_RETURN_VOID();
 }

@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "cluster.h"
 #include "http.h"
 
 /* Hard ceiling on pooled handles, whatever max_concurrent_requests says. */
@@ -455,6 +456,7 @@ http_start(HttpSession *s, HttpRequest *req)
 	req->handle = h;
 	req->state = HTTP_REQ_RUNNING;
 	req->batch->running++;
+	opsmig_activity_request_started(req->kind);
 	return true;
 }
 
@@ -472,6 +474,7 @@ http_detach(HttpRequest *req)
 	req->handle->in_use = false;
 	req->handle = NULL;
 	req->batch->running--;
+	opsmig_activity_request_stopped();
 }
 
 /* Count a finished attempt in one set of counters. */
@@ -516,6 +519,7 @@ http_finish(HttpRequest *req, CURLcode result)
 		req->challenges = 0;
 
 	http_detach(req);
+	opsmig_activity_request_done();
 
 	http_count(s->stats, req, nconnects);
 	if (req->batch->work)
@@ -754,6 +758,7 @@ http_batch_add(HttpBatch *b, HttpRequest *req, bool urgent)
 	else
 		dlist_push_tail(&b->queue, &req->node);
 	b->queued++;
+	opsmig_activity_request_queued();
 }
 
 void
@@ -772,6 +777,7 @@ http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
 	b->session->stats->retries++;
 	if (b->work)
 		b->work->retries++;
+	opsmig_activity_request_queued();
 }
 
 /*
@@ -836,6 +842,9 @@ http_batch_next(HttpBatch *b)
 			continue;
 		if (s->socket_overflow)
 			http_report_overflow(s);
+		/* Nothing on the wire, only retries waiting for their time. */
+		if (b->running == 0 && next_wake > 0)
+			opsmig_activity_set_phase(OPSMIG_PHASE_BACKOFF, next_wake);
 		http_wait(s, next_wake);
 		http_collect(s);
 		CHECK_FOR_INTERRUPTS();

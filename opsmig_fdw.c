@@ -50,6 +50,7 @@
 
 #include "api.h"
 #include "api_parse.h"
+#include "cluster.h"
 #include "opsmig_fdw.h"
 
 PG_MODULE_MAGIC;
@@ -62,6 +63,7 @@ void
 _PG_init(void)
 {
 	opsmig_option_init();
+	opsmig_cluster_init();
 }
 
 /* What the planner guesses for an unfiltered scan: organizations seen. */
@@ -574,6 +576,7 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	if (fsplan->operation != CMD_SELECT)
 		rtindex = fsplan->resultRelation;
 	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
 
 	/*
 	 * A DELETE acts on what is there now, never on a cached answer: neither
@@ -809,6 +812,7 @@ begin_modify(EState *estate, ResultRelInfo *rinfo, bool explain_only)
 	if (rtindex == 0)
 		rtindex = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
 	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw modify",
 										ALLOCSET_SMALL_SIZES);
 	return st;

@@ -48,6 +48,10 @@ typedef struct OpsmigServerOptions
  * Per-user-mapping counters, kept for the life of the backend (or until
  * opsmig_fdw_stats_reset()).  Errors are counted by HTTP code class; the
  * interesting codes get their own slot.
+ *
+ * Layout rule: int64 counters first, then sums in double from total_ms on,
+ * max_ms last.  cluster.c sums the struct into shared memory as arrays
+ * without naming the fields (static assertions check the rule).
  */
 typedef enum OpsmigRequestKind
 {
@@ -107,6 +111,8 @@ typedef struct OpsmigConn
 	HttpSession *http;
 	OpsmigCache *cache;			/* cache_ttl answers (cache.c); NULL if none */
 	OpsmigStats stats;
+	OpsmigStats flushed;		/* stats as last added to the cluster's (cluster.c) */
+	Oid			userid;			/* the local role of the last use, for those */
 	MemoryContext cxt;			/* holds everything above */
 	bool		invalidated;	/* server or mapping changed: rebuild when idle */
 	uint32		server_hashvalue;

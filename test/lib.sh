@@ -92,8 +92,10 @@ start_services() {
 	# inside as_postgres, so that sudo's env_reset cannot drop them.
 	local -a pg_env=()
 	[ -z "${PG_EXTRA_ENV:-}" ] || read -ra pg_env <<<"$PG_EXTRA_ENV"
+	# PG_EXTRA_OPTS (opt-in; test/cluster-check.sh sets it): more server
+	# options, e.g. "-c shared_preload_libraries=opsmig_fdw".
 	as_postgres ${pg_env[@]+env "${pg_env[@]}"} "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
-		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off" start >/dev/null
+		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off ${PG_EXTRA_OPTS:-}" start >/dev/null
 
 	log "starting the API simulator on 127.0.0.1"
 	python3 "$SIM" serve --host 127.0.0.1 --port 0 --port-file "$WORK/sim.port" "$@" \

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# test/cluster-check.sh: opsmig_fdw loaded through shared_preload_libraries.
+# Against a preloaded throwaway cluster and the simulator, checks that:
+#   - two sessions' work (a 5-org scan and a lookup) shows as 7 requests in
+#     opsmig_fdw_cluster_stats read by a third session, and only to roles
+#     allowed to see it;
+#   - a scan slowed by the simulator shows rising requests_done of a known
+#     requests_planned in opsmig_fdw_activity while it runs, a retry shows as
+#     "backoff" with waiting_until, and the row goes when the statement ends,
+#     also by cancel or by pg_terminate_backend;
+#   - with cache_ttl '300' a second session's full scan and lookup make no
+#     request; another API key gets no cached answer; a DELETE invalidates;
+#   - pgbench: PGBENCH_CLIENTS (32) sessions scanning and looking up at once
+#     for PGBENCH_SECONDS (20; the documented manual run uses 60): no error,
+#     no crash, and the cluster's counters equal the simulator's own count.
+# Prints the pgbench figures and "cluster-check: N passed, M failed".
+# Usage: [PGBENCH_SECONDS=60] bash test/cluster-check.sh
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PGBENCH_SECONDS=${PGBENCH_SECONDS:-20}
+PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-32}
+
+passed=0 failed=0
+check() {	# check "what" command...
+	local what=$1; shift
+	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
+	else failed=$((failed + 1)); echo "FAIL - $what"; fi
+}
+eq() {		# eq "what" expected actual
+	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   - $1"
+	else failed=$((failed + 1)); echo "FAIL - $1: expected '$2', got '$3'"; fi
+}
+q() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
+sim() { python3 "$SIM" ctl "$@"; }
+simstat() { sim stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+ORG1=5e2211c17a3e5a48f5000001
+
+build_and_install
+PG_EXTRA_OPTS="-c shared_preload_libraries=opsmig_fdw -c max_connections=60" \
+	start_services --orgs 5 --weak-key opsmigweak:weak-PRIVATE-5678
+base_url="$SIM_URL/api/public/v1.0"
+
+log "setting up: servers om (plain), om_slow (one request at a time), om_cached (cache_ttl 300)"
+psql -X -q -v ON_ERROR_STOP=1 -v base_url="$base_url" -v key="$SIM_PRIVATE_KEY" <<'SQL'
+CREATE EXTENSION opsmig_fdw;
+CREATE SERVER om FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'base_url');
+CREATE SERVER om_slow FOREIGN DATA WRAPPER opsmig_fdw
+  OPTIONS (base_url :'base_url', max_concurrent_requests '1', max_retries '3');
+CREATE SERVER om_cached FOREIGN DATA WRAPPER opsmig_fdw
+  OPTIONS (base_url :'base_url', cache_ttl '300');
+CREATE USER MAPPING FOR CURRENT_USER SERVER om OPTIONS (public_key 'opsmigtest', private_key :'key');
+CREATE USER MAPPING FOR CURRENT_USER SERVER om_slow OPTIONS (public_key 'opsmigtest', private_key :'key');
+CREATE USER MAPPING FOR CURRENT_USER SERVER om_cached OPTIONS (public_key 'opsmigtest', private_key :'key');
+IMPORT FOREIGN SCHEMA opsmig FROM SERVER om INTO public;
+CREATE SCHEMA slow;
+IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_slow INTO slow;
+CREATE SCHEMA cached;
+IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_cached INTO cached;
+-- A role whose key may list organizations but not read their links.
+CREATE ROLE weak LOGIN;
+GRANT USAGE ON SCHEMA cached TO weak;
+GRANT SELECT ON cached.org_migration_links TO weak;
+CREATE USER MAPPING FOR weak SERVER om_cached
+  OPTIONS (public_key 'opsmigweak', private_key 'weak-PRIVATE-5678');
+CREATE ROLE watcher LOGIN;
+SQL
+
+log "1. two sessions' work, read by a third"
+sim reset-counters >/dev/null
+q "SELECT opsmig_fdw_cluster_stats_reset()" >/dev/null
+q "SELECT count(*) FROM org_migration_links" >/dev/null
+q "SELECT status FROM org_migration_links WHERE org_id = '$ORG1'" >/dev/null
+eq "a third session sees 7 requests (1 list + 6 status)" "1 6" \
+	"$(q "SELECT sum(list_requests), sum(status_requests) FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'" | tr '|' ' ')"
+eq "the simulator counted the same" "1 6" "$(simstat list) $(simstat status)"
+eq "a role without pg_read_all_stats sees none of it" "0" \
+	"$(psql -X -At -U watcher -c "SELECT count(*) FROM opsmig_fdw_cluster_stats")"
+eq "a member of pg_read_all_stats sees it" "7" \
+	"$(q "GRANT pg_read_all_stats TO watcher" >/dev/null
+	   psql -X -At -U watcher -c "SELECT sum(list_requests + status_requests) FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'"
+	   q "REVOKE pg_read_all_stats FROM watcher" >/dev/null)"
+psql -X -q -U watcher -c "SELECT opsmig_fdw_cluster_stats_reset()" 2>"$WORK/reset.err" || true
+check "the reset function is refused to other roles (42501)" grep -q "permission denied" "$WORK/reset.err"
+
+log "2. live progress of a slow scan"
+sim latency 400 >/dev/null
+# poll_activity PID SECONDS: print "done/planned phase" samples of PID's row
+# every 0.1 s until it is gone (at most SECONDS).
+poll_activity() {
+	local pid=$1 i
+	for i in $(seq 1 $(($2 * 10))); do
+		local row
+		row=$(q "SELECT requests_done || '/' || requests_planned || ' ' || phase || ' ' || (waiting_until IS NOT NULL) FROM opsmig_fdw_activity WHERE pid = $pid")
+		[ -n "$row" ] || { [ "$i" -gt 1 ] && return 0; }
+		[ -z "$row" ] || echo "$row"
+		sleep 0.1
+	done
+}
+# bg_session SQL: a session running SQL in the background; sets BG and BGPID.
+bg_session() {
+	psql -X -At -v ON_ERROR_STOP=1 -c "SELECT pg_backend_pid()" -c "$1" >"$WORK/bg.out" 2>&1 &
+	BG=$!
+	local i
+	for i in $(seq 1 100); do
+		BGPID=$(head -n 1 "$WORK/bg.out" 2>/dev/null || true)
+		[ -n "$BGPID" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+bg_session "SELECT count(*) FROM slow.org_migration_links"
+poll_activity "$BGPID" 20 >"$WORK/progress"
+wait "$BG" || true
+echo "  samples (done/planned phase waiting):"; sort -u "$WORK/progress" | sed 's/^/    /'
+check "requests_planned is known (6) while the scan runs" grep -q "^[0-9]*/6 " "$WORK/progress"
+check "requests_done rises while it runs (3 or more distinct values of 6)" \
+	test "$(grep "/6 " "$WORK/progress" | cut -d/ -f1 | sort -u | wc -l)" -ge 3
+check "the phase shows listing, then status" \
+	bash -c "grep -q ' listing ' '$WORK/progress' && grep -q ' status ' '$WORK/progress'"
+eq "the row is gone when the statement ends" "0" "$(q "SELECT count(*) FROM opsmig_fdw_activity")"
+
+sim fault http --code 503 --retry-after 2 --on status --org "$ORG1" >/dev/null
+bg_session "SELECT status FROM slow.org_migration_links WHERE org_id = '$ORG1'"
+poll_activity "$BGPID" 10 >"$WORK/backoff"
+wait "$BG" || true
+check "a retry waiting on Retry-After shows as backoff with waiting_until" grep -q " backoff true" "$WORK/backoff"
+
+for how in cancel terminate; do
+	bg_session "SELECT count(*) FROM slow.org_migration_links"
+	for _ in $(seq 1 50); do
+		[ "$(q "SELECT count(*) FROM opsmig_fdw_activity WHERE pid = $BGPID")" = 1 ] && break
+		sleep 0.1
+	done
+	q "SELECT pg_${how}_backend($BGPID)" >/dev/null
+	left=1
+	for _ in $(seq 1 50); do
+		left=$(q "SELECT count(*) FROM opsmig_fdw_activity WHERE pid = $BGPID")
+		[ "$left" = 0 ] && break
+		sleep 0.1
+	done
+	wait "$BG" || true
+	eq "the row goes when the statement is stopped by pg_${how}_backend" "0" "$left"
+done
+sim latency 0 >/dev/null
+sim clear-faults >/dev/null
+
+log "3. the shared cache"
+sim reset-counters >/dev/null
+q "SELECT count(*) FROM cached.org_migration_links" >/dev/null
+q "SELECT status FROM cached.org_migration_links WHERE org_id = '$ORG1'" >/dev/null
+eq "the first session pays one listing and 5 status calls" "1 5" "$(simstat list) $(simstat status)"
+eq "a second session's scan and lookup make no request" "4 SYNCED" \
+	"$(psql -X -At -c "SELECT count(*) FROM cached.org_migration_links" \
+		-c "SELECT status FROM cached.org_migration_links WHERE org_id = '$ORG1'" | tr '\n' ' ' | sed 's/ $//')"
+eq "the simulator saw nothing new" "1 5" "$(simstat list) $(simstat status)"
+eq "cache hits: 1 in the first session, 6 in the second" "7" \
+	"$(q "SELECT cache_hits FROM opsmig_fdw_cluster_stats WHERE server_name = 'om_cached' AND role = 'postgres'")"
+psql -X -At -U weak -c "SELECT status FROM cached.org_migration_links WHERE org_id = '$ORG1'" \
+	>/dev/null 2>"$WORK/weak.err" || true
+check "another API key gets no cached answer: the API refuses it (NOT_ORG_ADMIN)" \
+	grep -q "NOT_ORG_ADMIN" "$WORK/weak.err"
+eq "... after asking the API" "6" "$(simstat status)"
+eq "a DELETE through the FDW removes one link" "1" \
+	"$(psql -X -At -c "WITH d AS (DELETE FROM cached.org_migration_links WHERE org_id = '$ORG1' RETURNING 1) SELECT count(*) FROM d")"
+eq "another session no longer sees the deleted link's cached status" "3" \
+	"$(q "SELECT count(*) FROM cached.org_migration_links")"
+eq "... having asked the API for that organization only" "7" "$(simstat status)"
+sim reset >/dev/null
+
+log "4. pgbench: $PGBENCH_CLIENTS sessions, scans and lookups, for $PGBENCH_SECONDS s"
+cat >"$WORK/scan.sql" <<'SQL'
+SELECT count(*) FROM org_migration_links;
+SQL
+cat >"$WORK/lookup.sql" <<'SQL'
+\set n random(1, 5)
+SELECT status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5' || lpad(to_hex(:n), 6, '0');
+SQL
+sim reset-counters >/dev/null
+q "SELECT opsmig_fdw_cluster_stats_reset()" >/dev/null
+bench_rc=0
+pgbench -n -c "$PGBENCH_CLIENTS" -j 4 -T "$PGBENCH_SECONDS" -f "$WORK/scan.sql" -f "$WORK/lookup.sql" \
+	>"$WORK/pgbench.out" 2>"$WORK/pgbench.err" || bench_rc=$?
+sed 's/^/  /' "$WORK/pgbench.out"
+eq "pgbench exits 0" "0" "$bench_rc"
+check "pgbench reports no error" bash -c "! grep -qi 'error' '$WORK/pgbench.err'"
+[ "$bench_rc" = 0 ] || head -n 20 "$WORK/pgbench.err" >&2
+fdw=$(q "SELECT sum(list_requests) || ' ' || sum(status_requests) || ' ' || sum(connections_opened) FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'")
+other=$(q "SELECT sum(errors_404) || ' ' || sum(errors_401 + errors_403 + errors_409 + errors_429 + errors_4xx_other + errors_5xx + errors_transport) || ' ' || sum(retries) FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'")
+simc="$(simstat list) $(simstat status) $(simstat connections)"
+echo "  opsmig_fdw_cluster_stats: list status connections = $fdw"
+echo "  simulator:                list status connections = $simc"
+echo "  404s (organizations without a link), other errors, retries = $other"
+eq "the cluster's counters equal the simulator's (list, status, connections)" "$simc" "$fdw"
+eq "... and no error other than the 404s of unlinked organizations, no retry" "0 0" "${other#* }"
+check "no backend crashed" bash -c "! grep -q 'terminated by signal' '$WORK/data/postgres.log'"
+check "the server is up" psql -X -q -c "SELECT 1" -o /dev/null
+
+echo "cluster-check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
