@@ -19,12 +19,14 @@
 #   apache    Apache's mod_auth_digest
 #   resolver  cancel during a DNS lookup that never ends (root: unshare)
 #   sockets   a socket-table overflow is one error, not the session's end
+#   cluster   shared_preload_libraries: cluster views, shared cache, pgbench
+#             (test/cluster-check.sh; PGBENCH_SECONDS=60 for the full run)
 #   package   the Debian package
 # OPSMIG_PG_ROOT=DIR installs into a private copy of PostgreSQL (test/lib.sh).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver sockets package"
+ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver sockets cluster package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
 	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
@@ -109,6 +111,11 @@ fi
 if want sockets; then
 	log "checking that a socket-table overflow fails one query, not the session"
 	run_check socket-check "$ROOT/test/socket-check.sh"
+fi
+
+if want cluster; then
+	log "checking a preloaded cluster: cluster-wide views, shared cache, pgbench"
+	bash "$ROOT/test/cluster-check.sh" || rc=1
 fi
 
 # Last, because it swaps the installed extension files for the package's
