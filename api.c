@@ -1021,6 +1021,8 @@ api_modify_batch(OpsmigConn *conn, HttpBatch *batch, List *reqs,
 		PG_END_TRY();
 		if (req == NULL)
 			break;
+		/* Forget again now: another session may have cached it while this ran. */
+		cache_forget(conn, ((ApiCall *) req->arg)->org_id);
 
 		PG_TRY();
 		{

@@ -273,7 +273,9 @@ opsmig_stats_flush(Oid dbid, Oid userid, Oid serverid, Oid umid,
 	key.umid = umid;
 
 	LWLockAcquire(&cluster_locks[LOCK_STATS].lock, LW_EXCLUSIVE);
-	e = hash_search(stats_hash, &key, HASH_ENTER_NULL, &found);
+	e = hash_search(stats_hash, &key, HASH_FIND, &found);
+	if (e == NULL && hash_get_num_entries(stats_hash) < STATS_MAX_ENTRIES)
+		e = hash_search(stats_hash, &key, HASH_ENTER_NULL, &found);
 	if (e == NULL)
 	{
 		memset(&key, 0, sizeof(key));

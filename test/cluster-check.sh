@@ -58,6 +58,11 @@ CREATE SERVER om_big FOREIGN DATA WRAPPER opsmig_fdw
 CREATE USER MAPPING FOR CURRENT_USER SERVER om_big OPTIONS (public_key 'opsmigtest', private_key :'key');
 CREATE SCHEMA big;
 IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_big INTO big;
+CREATE SERVER om_race FOREIGN DATA WRAPPER opsmig_fdw
+  OPTIONS (base_url :'base_url', cache_ttl '300');
+CREATE USER MAPPING FOR CURRENT_USER SERVER om_race OPTIONS (public_key 'opsmigtest', private_key :'key');
+CREATE SCHEMA race;
+IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_race INTO race;
 IMPORT FOREIGN SCHEMA opsmig FROM SERVER om INTO public;
 CREATE SCHEMA slow;
 IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_slow INTO slow;
@@ -188,6 +193,27 @@ eq "... and again from another session, partly from the cache" "67" \
 asked=$(( $(simstat status) - before ))
 check "... which asked the API for some ($asked of 100) organizations, not all" \
 	test "$asked" -gt 0 -a "$asked" -lt 100
+sim reset >/dev/null
+
+# An answer asked before a DELETE and read after it must not be cached: a
+# cursor has org 5's status in flight (dripping in slowly) while another
+# session deletes that link.
+ORG5=5e2211c17a3e5a48f5000005
+sim fault drip --org "$ORG5" --interval-ms 100 >/dev/null
+psql -X -At -v ON_ERROR_STOP=1 >"$WORK/race.out" 2>&1 <<SQL || true
+BEGIN;
+DECLARE c CURSOR FOR SELECT org_id FROM race.org_migration_links;
+FETCH 1 FROM c;
+\! psql -X -At -c "DELETE FROM race.org_migration_links WHERE org_id = '$ORG5'"
+FETCH ALL FROM c;
+COMMIT;
+SQL
+check "the cursor read org 5's stale answer after the DELETE (the race happened)" \
+	grep -q "$ORG5" "$WORK/race.out"
+eq "another session then gets the truth, not the stale answer (3 links)" "3" \
+	"$(q "SELECT count(*) FROM race.org_migration_links")"
+sim clear-faults >/dev/null
+
 eq "the shared cache holds at most its size" "t" \
 	"$(q "SELECT size <= 64 * 1024 FROM pg_shmem_allocations WHERE name = 'opsmig_fdw shared cache'")"
 sim reset >/dev/null
