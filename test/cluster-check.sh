@@ -95,6 +95,13 @@ eq "a member of pg_read_all_stats sees it" "7" \
 	"$(q "GRANT pg_read_all_stats TO watcher" >/dev/null
 	   psql -X -At -U watcher -c "SELECT sum(list_requests + status_requests) FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'"
 	   q "REVOKE pg_read_all_stats FROM watcher" >/dev/null)"
+check "the README's queries run" psql -X -q -v ON_ERROR_STOP=1 -o /dev/null \
+	-c "SELECT database, role, server_name, list_requests + status_requests AS reads,
+       errors_429, retries, cache_hits, max_ms
+  FROM opsmig_fdw_cluster_stats" \
+	-c "SELECT pid, server_name, phase, requests_done, requests_planned, in_flight,
+       waiting_until, now() - started_at AS running_for
+  FROM opsmig_fdw_activity"
 psql -X -q -U watcher -c "SELECT opsmig_fdw_cluster_stats_reset()" 2>"$WORK/reset.err" || true
 check "the reset function is refused to other roles (42501)" grep -q "permission denied" "$WORK/reset.err"
 
