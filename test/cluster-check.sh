@@ -37,8 +37,9 @@ simstat() { sim stats | python3 -c "import json,sys; print(json.load(sys.stdin)[
 ORG1=5e2211c17a3e5a48f5000001
 
 build_and_install
-# A small shared cache, so that section 3 also sees it evict.
-PG_EXTRA_OPTS="-c shared_preload_libraries=opsmig_fdw -c opsmig_fdw.shared_cache_size=64 -c max_connections=60" \
+# A small shared cache, so that section 3 also sees it evict.  CLUSTER_EXTRA_OPTS
+# (opt-in): more server options, e.g. a dynamic_library_path to a sanitizer build.
+PG_EXTRA_OPTS="-c shared_preload_libraries=opsmig_fdw -c opsmig_fdw.shared_cache_size=64 -c max_connections=60 ${CLUSTER_EXTRA_OPTS:-}" \
 	start_services --orgs 5 --weak-key opsmigweak:weak-PRIVATE-5678
 base_url="$SIM_URL/api/public/v1.0"
 
