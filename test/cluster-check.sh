@@ -9,7 +9,8 @@
 #     "backoff" with waiting_until, and the row goes when the statement ends,
 #     also by cancel or by pg_terminate_backend;
 #   - with cache_ttl '300' a second session's full scan and lookup make no
-#     request; another API key gets no cached answer; a DELETE invalidates;
+#     request; another API key gets no cached answer; INSERT and DELETE
+#     invalidate, also an answer in flight during the DELETE;
 #   - pgbench: PGBENCH_CLIENTS (32) sessions scanning and looking up at once
 #     for PGBENCH_SECONDS (20; the documented manual run uses 60): no error,
 #     no crash, and the cluster's counters equal the simulator's own count.
@@ -155,6 +156,10 @@ for how in cancel terminate; do
 		[ "$(q "SELECT count(*) FROM opsmig_fdw_activity WHERE pid = $BGPID")" = 1 ] && break
 		sleep 0.1
 	done
+	if [ "$how" = cancel ]; then
+		eq "another role without pg_read_all_stats does not see the row" "0" \
+			"$(psql -X -At -U watcher -c "SELECT count(*) FROM opsmig_fdw_activity")"
+	fi
 	q "SELECT pg_${how}_backend($BGPID)" >/dev/null
 	left=1
 	for _ in $(seq 1 50); do
@@ -188,6 +193,12 @@ eq "a DELETE through the FDW removes one link" "1" \
 	"$(psql -X -At -c "WITH d AS (DELETE FROM cached.org_migration_links WHERE org_id = '$ORG1' RETURNING 1) SELECT count(*) FROM d")"
 before=$(simstat status)
 eq "another session no longer sees the deleted link's cached status" "3" \
+	"$(q "SELECT count(*) FROM cached.org_migration_links")"
+eq "... having asked the API for that organization only" "1" "$(( $(simstat status) - before ))"
+eq "an INSERT through the FDW links it again" "1" \
+	"$(psql -X -At -c "WITH i AS (INSERT INTO cached.org_migration_links (org_id, link_token) VALUES ('$ORG1', 'tok') RETURNING 1) SELECT count(*) FROM i")"
+before=$(simstat status)
+eq "another session sees the new link, not the cached \"no link\"" "4" \
 	"$(q "SELECT count(*) FROM cached.org_migration_links")"
 eq "... having asked the API for that organization only" "1" "$(( $(simstat status) - before ))"
 
