@@ -14,7 +14,7 @@
 #define OPSMIG_CLUSTER_H
 
 #include "datatype/timestamp.h"
-#include "storage/backendid.h"
+#include "storage/proc.h"	/* MyBackendId (15, 16), MyProcNumber (17+) */
 #include "storage/lwlock.h"
 
 #include "opsmig_fdw.h"
