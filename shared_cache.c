@@ -155,11 +155,17 @@ shared_cache_key(OpsmigConn *conn, uint8 *digest)
 	for (i = 0; ok && i < lengthof(parts); i++)
 		ok = pg_cryptohash_update(ctx, (const uint8 *) parts[i], strlen(parts[i]) + 1) == 0;
 	ok = ok && pg_cryptohash_final(ctx, digest, SHARED_CACHE_KEY_LEN) == 0;
-	pg_cryptohash_free(ctx);
 	if (!ok)
+	{
+		const char *why = pstrdup(pg_cryptohash_error(ctx));
+
+		pg_cryptohash_free(ctx);
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute the shared cache key")));
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not compute the shared cache key"),
+				 errdetail_internal("SHA-256: %s", why)));
+	}
+	pg_cryptohash_free(ctx);
 }
 
 static void
