@@ -6,7 +6,8 @@
 #     allowed to see it;
 #   - a scan slowed by the simulator shows rising requests_done of a known
 #     requests_planned in opsmig_fdw_activity while it runs, a retry shows as
-#     "backoff" with waiting_until, and the row goes when the statement ends,
+#     "backoff" with waiting_until, INSERT and DELETE as "create" and "delete",
+#     and the row goes when the statement ends,
 #     also by cancel or by pg_terminate_backend;
 #   - with cache_ttl '300' a second session's full scan and lookup make no
 #     request; another API key gets no cached answer; INSERT and DELETE
@@ -143,6 +144,16 @@ check "requests_done rises while it runs (3 or more distinct values of 6)" \
 check "the phase shows listing, then status" \
 	bash -c "grep -q ' listing ' '$WORK/progress' && grep -q ' status ' '$WORK/progress'"
 eq "the row is gone when the statement ends" "0" "$(q "SELECT count(*) FROM opsmig_fdw_activity")"
+
+ORG3=5e2211c17a3e5a48f5000003
+bg_session "INSERT INTO slow.org_migration_links (org_id, link_token) VALUES ('$ORG3', 'tok')"
+poll_activity "$BGPID" 10 >"$WORK/create"
+wait "$BG" || true
+check "an INSERT shows as create, 1 request planned" grep -q "/1 create " "$WORK/create"
+bg_session "DELETE FROM slow.org_migration_links WHERE org_id = '$ORG3'"
+poll_activity "$BGPID" 10 >"$WORK/delete"
+wait "$BG" || true
+check "a DELETE shows as delete, 1 request planned" grep -q "/1 delete " "$WORK/delete"
 
 sim fault http --code 503 --retry-after 2 --on status --org "$ORG1" >/dev/null
 bg_session "SELECT status FROM slow.org_migration_links WHERE org_id = '$ORG1'"
