@@ -126,6 +126,7 @@ static const char *const phase_names[OPSMIG_NUM_PHASES] = {
 	[OPSMIG_PHASE_STARTING] = "starting",
 };
 
+/* Activity slots: one per backend number. */
 static int
 cluster_nslots(void)
 {
@@ -133,6 +134,7 @@ cluster_nslots(void)
 	return MaxBackends + NUM_AUXILIARY_PROCS;
 }
 
+/* What this file keeps in shared memory (the locks come from the tranche). */
 static Size
 cluster_shmem_size(void)
 {
@@ -141,6 +143,7 @@ cluster_shmem_size(void)
 					hash_estimate_size(STATS_MAX_ENTRIES, sizeof(StatsEntry)));
 }
 
+/* shmem_request_hook: memory and the named tranche's LWLocks. */
 static void
 cluster_shmem_request(void)
 {
@@ -150,6 +153,7 @@ cluster_shmem_request(void)
 	RequestNamedLWLockTranche(CLUSTER_TRANCHE, LOCK_FIRST_SLOT + cluster_nslots());
 }
 
+/* shmem_startup_hook: set everything up once, in the postmaster. */
 static void
 cluster_shmem_startup(void)
 {
@@ -198,12 +202,14 @@ opsmig_cluster_init(void)
 	shmem_startup_hook = cluster_shmem_startup;
 }
 
+/* Was the module preloaded, so that there is shared memory to use? */
 bool
 opsmig_cluster_loaded(void)
 {
 	return cluster != NULL;
 }
 
+/* The SQL functions' refusal without preloading. */
 static void
 require_loaded(void)
 {
@@ -229,6 +235,7 @@ cluster_exit_callback(int code, Datum arg)
 	}
 }
 
+/* Register cluster_exit_callback once, on this backend's first use. */
 static void
 set_exit_callback(void)
 {
@@ -425,6 +432,7 @@ activity_publish(void)
 	LWLockRelease(lock);
 }
 
+/* The statement's executor memory goes: its row goes too (outermost only). */
 static void
 activity_end(void *arg)
 {
@@ -490,6 +498,7 @@ opsmig_activity_request_queued(void)
 	activity_publish();
 }
 
+/* A request went on the wire: the phase follows its kind. */
 void
 opsmig_activity_request_started(OpsmigRequestKind kind)
 {

@@ -93,6 +93,7 @@ static uint64 xact_gen;
 static bool xact_gen_valid = false;
 static bool xact_callback_set = false;
 
+/* opsmig_fdw.shared_cache_size, defined only when preloading (PGC_POSTMASTER). */
 void
 shared_cache_define_guc(void)
 {
@@ -105,6 +106,7 @@ shared_cache_define_guc(void)
 							NULL, NULL, NULL);
 }
 
+/* The shared memory this file asks for (cluster.c's request hook). */
 Size
 shared_cache_shmem_size(void)
 {
@@ -113,6 +115,7 @@ shared_cache_shmem_size(void)
 									   sizeof(SharedCacheEntry)));
 }
 
+/* Set up the cache, once, in the postmaster (cluster.c's startup hook). */
 void
 shared_cache_shmem_init(LWLock *lock)
 {
@@ -133,6 +136,7 @@ shared_cache_shmem_init(LWLock *lock)
 							Max(shared_cache_size, 1), &info, HASH_ELEM | HASH_BLOBS);
 }
 
+/* Preloaded and not turned off: cache.c then uses this cache, not its own. */
 bool
 shared_cache_enabled(void)
 {
@@ -248,6 +252,7 @@ make_room(int need)
 	pfree(all);
 }
 
+/* A fresh status, as cache_get_status() gives it; *status is palloc'd. */
 bool
 shared_cache_get_status(const uint8 *digest, const char *org_id, int ttl_ms,
 						bool *linked, char **status)
@@ -274,6 +279,10 @@ shared_cache_get_status(const uint8 *digest, const char *org_id, int ttl_ms,
 	return hit;
 }
 
+/*
+ * Remember an answer (status NULL: "no link"), unless an organization was
+ * forgotten since this transaction first read the cache.
+ */
 void
 shared_cache_put_status(const uint8 *digest, const char *org_id, const char *status)
 {
@@ -287,8 +296,12 @@ shared_cache_put_status(const uint8 *digest, const char *org_id, const char *sta
 	LWLockAcquire(sc->lock, LW_EXCLUSIVE);
 	if (pg_atomic_read_u64(&sc->forget_gen) == xact_gen)
 	{
-		make_room(1);
-		e = hash_search(sc_hash, &key, HASH_ENTER_NULL, &found);
+		e = hash_search(sc_hash, &key, HASH_FIND, &found);
+		if (e == NULL)
+		{
+			make_room(1);
+			e = hash_search(sc_hash, &key, HASH_ENTER_NULL, &found);
+		}
 		if (e != NULL)
 		{
 			if (!found)
@@ -360,6 +373,7 @@ shared_cache_get_listing(const uint8 *digest, int ttl_ms, int *norgs)
 	return orgs;
 }
 
+/* Remember a listing, replacing the one of the same key. */
 void
 shared_cache_put_listing(const uint8 *digest, const CachedOrg *orgs, int norgs)
 {
