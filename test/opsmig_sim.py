@@ -188,6 +188,7 @@ Counters (`ctl stats`; `ctl counts` shows the deterministic subset)
                  client's own connections are left out, so the number means "connections the
                  client under test opened".
   faults_fired   requests answered by a fault
+  rate_limited   429s of the token bucket (`ctl ratelimit`)
 
 Control API (no auth, no latency, JSON in and out, prefix /_sim/) and `ctl` commands
 ====================================================================================
@@ -221,6 +222,11 @@ because pg_regress expected files compare it verbatim. On any failure it prints 
   ctl token ORG_ID                 GET  /_sim/token?org=ID    -> the raw token, or "(none)"
   ctl links                        GET  /_sim/links           -> "ID STATUS" per linked org,
                                    sorted by id (no output when none)
+  ctl ratelimit [--capacity 10] [--refill 5] [--per 60] [--quiet] [--legacy] [--off]
+                                   POST /_sim/ratelimit       -> "ratelimit capacity=C
+                                   refill=R per=Ps headers=on|off body=parameters|legacy"
+                                   or "ratelimit off" (see class TokenBucketMode)
+  ctl counter NAME                 GET  /_sim/stats           -> that counter's value
   ctl expire-nonces                POST /_sim/expire-nonces   -> "nonces expired"
       One-shot: every nonce issued so far becomes stale, and later nonces work normally.
       For a nonce that keeps expiring, use `ctl fault stale_nonce --times -1`.
@@ -247,6 +253,7 @@ import http.server
 import io
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -307,7 +314,8 @@ FAULT_PARAMS: dict[str, dict[str, Any]] = {
 OVERSIZED_SKELETON = b'{"status":"SYNCED","pad":""}'  # 28 bytes: the smallest oversized body
 
 COUNTER_NAMES = ("requests", "list", "status", "create", "delete", "challenges",
-                 "auth_failures", "malformed", "unknown_path", "connections", "faults_fired")
+                 "auth_failures", "malformed", "unknown_path", "connections", "faults_fired",
+                 "rate_limited")
 COUNTS_LINE_KEYS = ("list", "status", "create", "delete", "challenges", "auth_failures",
                     "malformed")
 
@@ -422,6 +430,8 @@ class ApiRequest:
     body: bytes
     client_ip: str
     host: str              # scheme-less authority used for absolute hrefs
+    # RateLimit-* headers for the reply, set by TokenBucketMode.admit()
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def param(self, name: str) -> str | None:
         # The first value wins, like most servlet containers.
@@ -495,6 +505,7 @@ class Simulator:
         self.faults: list[dict[str, Any]] = []
         self.counters: dict[str, int] = {}
         self.latency_ms = latency_ms
+        self.bucket = TokenBucketMode()
         self.reset()
 
     # -- state management ---------------------------------------------------------------------
@@ -515,6 +526,7 @@ class Simulator:
             self.faults = []
             self.latency_ms = self.default_latency_ms
             self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.bucket.configure({"off": True})
         return n
 
     def count(self, name: str, n: int = 1) -> None:
@@ -775,6 +787,10 @@ class Simulator:
                 fault = None
             else:
                 fault = self._take_fault(endpoint, org_id)
+        limited = self.bucket.admit(req, out)
+        if limited is not None:
+            self.count("rate_limited")
+            return limited
         if malformed:
             return out.error(400, "INVALID_ORG_ID",
                              f"An invalid organization ID {org_id} was specified.", [org_id])
@@ -917,6 +933,7 @@ class Simulator:
             "token": ("GET", self._ctl_token),
             "links": ("GET", self._ctl_links),
             "expire-nonces": ("POST", lambda a: {"expired": self.expire_nonces()}),
+            "ratelimit": ("POST", self.bucket.configure),
         }
         if name not in ops:
             return _control_error(404, f"unknown control command {name!r}")
@@ -1115,6 +1132,103 @@ def _bool_arg(value: Any, name: str, default: bool) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Rate limit: the token bucket (FACTS.md "Rate limits: the token bucket"), off by default
+# --------------------------------------------------------------------------------------------
+
+class TokenBucketMode:
+    """The API's rate limit, as `ctl ratelimit` sets it (`ctl reset` turns it off).
+
+    One bucket for the whole simulator (the tests use one API key): `capacity` tokens,
+    `refill` tokens added every `per` seconds (continuously, in fractions), never more than
+    `capacity`. Every authenticated request routed to an endpoint takes a token, after the
+    digest handshake (401 challenges are free) and before faults and the endpoint logic, so
+    a refused request changes nothing. With no token left the answer is 429 with
+    Retry-After (whole seconds until one token is back, at least 1) and the body of FACTS.md:
+      {"detail": "Rate limit exceeded for api/public/v1.0/orgs. Please retry after S seconds.
+       Request capacity: C. Refill rate: R per P seconds.", "error": 429,
+       "errorCode": "RATE_LIMITED_TOKEN_BUCKET",
+       "parameters": ["api/public/v1.0/orgs", S, C, R, P], "reason": "Too Many Requests"}
+    (enveloped like any API error). Every reply of a routed request carries RateLimit-Limit
+    (capacity) and RateLimit-Remaining (tokens left, rounded down).
+      --quiet   no RateLimit-* and no Retry-After headers: a server that says nothing
+      --legacy  the older 429: errorCode RATE_LIMITED, no parameters
+    Each 429 is counted as `rate_limited` (and in its endpoint's counter).
+    """
+
+    ENDPOINT_SET = "api/public/v1.0/orgs"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.on = False
+        self.capacity = self.refill = 0
+        self.per = 1.0
+        self.headers, self.legacy = True, False
+        self.tokens = 0.0
+        self.at = 0.0
+
+    def configure(self, args: dict[str, Any]) -> dict:
+        if _bool_arg(args.get("off"), "off", False):
+            with self.lock:
+                self.on = False
+            return {"on": False}
+        capacity = _int_arg(args.get("capacity"), "capacity", 10, 1, 1_000_000)
+        refill = _int_arg(args.get("refill"), "refill", 5, 1, 1_000_000)
+        per = _float_arg(args.get("per"), "per", 60.0, 0.001, 86400.0)
+        headers = _bool_arg(args.get("headers"), "headers", True)
+        legacy = _bool_arg(args.get("legacy"), "legacy", False)
+        with self.lock:
+            self.on, self.capacity, self.refill, self.per = True, capacity, refill, per
+            self.headers, self.legacy = headers, legacy
+            self.tokens, self.at = float(capacity), time.monotonic()
+        return {"on": True, "capacity": capacity, "refill": refill, "per": per,
+                "headers": headers, "legacy": legacy}
+
+    @staticmethod
+    def describe(got: dict) -> str:
+        if not got["on"]:
+            return "ratelimit off"
+        return (f"ratelimit capacity={got['capacity']} refill={got['refill']} "
+                f"per={got['per']:g}s headers={'on' if got['headers'] else 'off'} "
+                f"body={'legacy' if got['legacy'] else 'parameters'}")
+
+    def admit(self, req: ApiRequest, out: _Out) -> Reply | None:
+        """Take a token: None when there was one (RateLimit-* headers go into
+        req.extra_headers), else the 429 reply."""
+        with self.lock:
+            if not self.on:
+                return None
+            now = time.monotonic()
+            self.tokens = min(float(self.capacity),
+                              self.tokens + (now - self.at) * self.refill / self.per)
+            self.at = now
+            ok = self.tokens >= 1
+            if ok:
+                self.tokens -= 1
+            remaining = int(self.tokens) if ok else 0
+            retry = max(1, math.ceil((1 - self.tokens) * self.per / self.refill))
+            capacity, refill, per = self.capacity, self.refill, self.per
+            headers, legacy = self.headers, self.legacy
+        limit_headers = ([("RateLimit-Limit", str(capacity)),
+                          ("RateLimit-Remaining", str(remaining))] if headers else [])
+        if ok:
+            req.extra_headers.extend(limit_headers)
+            return None
+        if headers:
+            limit_headers.append(("Retry-After", str(retry)))
+        if legacy:
+            return out.error(429, "RATE_LIMITED",
+                             f"Resource {req.path} is limited to {refill} requests every "
+                             f"{per:g} seconds.", [], headers=limit_headers)
+        per_shown: Any = int(per) if per == int(per) else per
+        return out.error(429, "RATE_LIMITED_TOKEN_BUCKET",
+                         f"Rate limit exceeded for {self.ENDPOINT_SET}. Please retry after "
+                         f"{retry} seconds. Request capacity: {capacity}. Refill rate: "
+                         f"{refill} per {per_shown} seconds.",
+                         [self.ENDPOINT_SET, retry, capacity, refill, per_shown],
+                         headers=limit_headers)
+
+
+# --------------------------------------------------------------------------------------------
 # HTTP layer
 # --------------------------------------------------------------------------------------------
 
@@ -1164,6 +1278,7 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
                          authorization=self.headers.get("Authorization"), body=body,
                          client_ip=self.client_address[0], host=self._authority())
         reply = sim.handle_api(req)
+        reply.headers.extend(req.extra_headers)
         latency = sim.current_latency() + (reply.seconds if reply.action == "send" else 0)
         if latency > 0:
             sim.stopping.wait(latency)
@@ -1487,6 +1602,14 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     rn.add_argument("org")
     rn.add_argument("name")
     sub.add_parser("token", add_help=False).add_argument("org")
+    rl = sub.add_parser("ratelimit", add_help=False)
+    rl.add_argument("--capacity", type=int)
+    rl.add_argument("--refill", type=int)
+    rl.add_argument("--per", type=float)
+    rl.add_argument("--quiet", action="store_true")
+    rl.add_argument("--legacy", action="store_true")
+    rl.add_argument("--off", action="store_true")
+    sub.add_parser("counter", add_help=False).add_argument("name", choices=COUNTER_NAMES)
     a = p.parse_args(argv)
 
     if not base:
@@ -1555,6 +1678,14 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     elif cmd == "expire-nonces":
         _ctl_call(base, "POST", "expire-nonces", {})
         print("nonces expired")
+    elif cmd == "ratelimit":
+        payload = {"off": a.off, "headers": not a.quiet, "legacy": a.legacy}
+        for name in ("capacity", "refill", "per"):
+            if getattr(a, name) is not None:
+                payload[name] = getattr(a, name)
+        print(TokenBucketMode.describe(_ctl_call(base, "POST", "ratelimit", payload)))
+    elif cmd == "counter":
+        print(_ctl_call(base, "GET", "stats")[a.name])
     return 0
 
 
