@@ -344,6 +344,42 @@ opsmig_reply_error(const OpsmigReply *reply, const char *body, size_t len,
 		opsmig_printable(body, len, err->excerpt, sizeof(err->excerpt));
 }
 
+/* A number of a JSON array, if it is one within [lo, hi]. */
+static bool
+get_number(struct json_object *arr, size_t i, double lo, double hi, double *out)
+{
+	struct json_object *v = json_object_array_get_idx(arr, i);
+
+	if (v == NULL ||
+		!(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+		return false;
+	*out = json_object_get_double(v);
+	return *out >= lo && *out <= hi;	/* also false for NaN */
+}
+
+/*
+ * The bucket of a 429 (RATE_LIMITED_TOKEN_BUCKET): the numbers of its
+ * "parameters", or valid = false when any is missing or absurd, as in the
+ * older RATE_LIMITED reply.
+ */
+void
+opsmig_reply_ratelimit(const OpsmigReply *reply, OpsmigRateLimitParams *params)
+{
+	struct json_object *arr;
+
+	memset(params, 0, sizeof(*params));
+	if (reply == NULL || reply->content == NULL ||
+		!json_object_is_type(reply->content, json_type_object) ||
+		!json_object_object_get_ex(reply->content, "parameters", &arr) ||
+		!json_object_is_type(arr, json_type_array) ||
+		json_object_array_length(arr) < 5)
+		return;
+	params->valid = get_number(arr, 1, 0, 86400, &params->retry_after) &&
+		get_number(arr, 2, 1, 1e9, &params->capacity) &&
+		get_number(arr, 3, 1e-9, 1e9, &params->refill) &&
+		get_number(arr, 4, 1e-3, 1e8, &params->refill_seconds);
+}
+
 /* {"linkToken": "..."}, escaped by json-c whatever the token holds; malloc'd. */
 char *
 opsmig_create_body(const char *link_token)

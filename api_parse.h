@@ -47,6 +47,19 @@ typedef struct OpsmigApiError
 	char		excerpt[256];	/* the body's first bytes when not JSON */
 } OpsmigApiError;
 
+/*
+ * The bucket a 429 describes in its "parameters": [endpoint set, retry-after
+ * seconds, capacity, refill rate, refill seconds] (older servers send none).
+ */
+typedef struct OpsmigRateLimitParams
+{
+	bool		valid;			/* all four numbers present and sane */
+	double		retry_after;	/* seconds */
+	double		capacity;		/* tokens */
+	double		refill;			/* tokens added ... */
+	double		refill_seconds; /* ... every this many seconds */
+} OpsmigRateLimitParams;
+
 typedef void (*opsmig_org_cb) (const char *id, const char *name, void *arg);
 
 extern bool opsmig_valid_org_id(const char *s);
@@ -70,6 +83,9 @@ extern OpsmigParseResult opsmig_reply_orgs(const OpsmigReply *reply,
 										   char *why, size_t whylen);
 extern void opsmig_reply_error(const OpsmigReply *reply, const char *body,
 							   size_t len, OpsmigApiError *err);
+
+extern void opsmig_reply_ratelimit(const OpsmigReply *reply,
+								   OpsmigRateLimitParams *params);
 
 extern void opsmig_printable(const char *src, size_t len, char *dst, size_t dstlen);
 extern char *opsmig_create_body(const char *link_token);

@@ -10,7 +10,8 @@
  * under each mode of fuzz_common.h and then to opsmig_reply_error with the
  * reply when the parse succeeded, else with NULL; the raw body is always
  * passed as well.  Also tried: the reply even after a failed parse, and a
- * missing body (NULL, 0).
+ * missing body (NULL, 0).  The same reply also goes to
+ * opsmig_reply_ratelimit, the parameters of a 429.
  *
  * Checked: every field is terminated within its array and printable (the
  * fields go straight into errdetail); each JSON field is exactly what
@@ -81,6 +82,19 @@ check_error(const OpsmigReply *reply, const uint8_t *data, size_t size)
 	free(err);
 }
 
+/* A 429's bucket: either nothing, or numbers in their documented ranges. */
+static void
+check_ratelimit(const OpsmigReply *reply)
+{
+	OpsmigRateLimitParams p;
+
+	memset(&p, 0x7f, sizeof(p));
+	opsmig_reply_ratelimit(reply, &p);
+	if (p.valid)
+		FUZZ_CHECK(p.retry_after >= 0 && p.retry_after <= 86400 &&
+				   p.capacity >= 1 && p.refill > 0 && p.refill_seconds > 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -95,6 +109,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_error(pr == OPSMIG_PARSE_OK ? &reply : NULL, data, size);
 		check_error(&reply, data, size);
 		check_error(&reply, NULL, 0);
+		check_ratelimit(pr == OPSMIG_PARSE_OK ? &reply : NULL);
+		check_ratelimit(&reply);
 		opsmig_reply_free(&reply);
 	}
 	return 0;
