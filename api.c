@@ -35,6 +35,7 @@
 #include "api_parse.h"
 #include "cache.h"
 #include "http.h"
+#include "ratelimit.h"
 
 #include <curl/curl.h>
 
@@ -455,9 +456,10 @@ api_path(OpsmigConn *conn, HttpRequest *req)
 
 /*
  * May this failed attempt be sent again?  GETs are idempotent: connection
- * errors, 5xx and 429 are retried.  POST and DELETE are retried only when
- * the request provably did not reach the API (connection refused) or was
- * refused unprocessed (429).  Returns the delay in ms, or -1 for no retry.
+ * errors and 5xx are retried.  POST and DELETE are retried only when the
+ * request provably did not reach the API (connection refused).  (A 429 is
+ * no failure: api_settle hands it to the pacer.)  Returns the delay in ms,
+ * or -1 for no retry.
  */
 static int
 api_retry_delay(OpsmigConn *conn, ApiCall *call, HttpRequest *req, long code)
@@ -473,7 +475,7 @@ api_retry_delay(OpsmigConn *conn, ApiCall *call, HttpRequest *req, long code)
 			req->curl_code != CURLE_OPERATION_TIMEDOUT &&
 			(idempotent || req->curl_code == CURLE_COULDNT_CONNECT);
 	else
-		retryable = code == 429 || (idempotent && code >= 500 && code != 501);
+		retryable = idempotent && code >= 500 && code != 501;
 	if (!retryable)
 		return -1;
 
@@ -492,6 +494,22 @@ api_retry_delay(OpsmigConn *conn, ApiCall *call, HttpRequest *req, long code)
 			return -1;
 	}
 	return (int) delay;
+}
+
+/* Tell the pacer what this reply said about the API's rate limit. */
+static void
+api_learn_rate_limit(OpsmigConn *conn, HttpRequest *req, long code,
+					 const OpsmigReply *reply)
+{
+	OpsmigRateLimitParams params;
+
+	if (code == 429)
+		req->rate_limited++;
+	opsmig_reply_ratelimit(code == 429 ? reply : NULL, &params);
+	ratelimit_learn(conn->limiter, req->ratelimit_seq, req->ratelimit_in_flight,
+					code, req->ratelimit_limit, req->ratelimit_remaining,
+					code == 429 ? req->retry_after : -1, req->rate_limited,
+					&params);
 }
 
 /*
@@ -527,6 +545,8 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 		}
 	}
 
+	api_learn_rate_limit(conn, req, code, pr == OPSMIG_PARSE_OK ? reply : NULL);
+
 	if (code >= 200 && code < 300)
 	{
 		if (req->response_len > 0 &&
@@ -549,6 +569,20 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 		return true;
 	}
 	api_count_error(conn, req, code);
+
+	/*
+	 * A 429 was refused unprocessed by the rate limit: no failed attempt,
+	 * whatever the method.  The pacer has learnt from it and sends the
+	 * request again when a token may be there.
+	 */
+	if (code == 429)
+	{
+		elog(DEBUG2, "opsmig_fdw: %s %s: HTTP 429, sent again when the rate limit allows (429 number %d of this request)",
+			 req->method, api_path(conn, req), req->rate_limited);
+		opsmig_reply_free(reply);
+		http_batch_resend(batch, req);
+		return false;
+	}
 
 	/*
 	 * A 401 to a request that already carried credentials (no challenge

@@ -28,6 +28,7 @@
 #include "cluster.h"
 #include "http.h"
 #include "opsmig_fdw.h"
+#include "ratelimit.h"
 
 static HTAB *ConnectionHash = NULL;
 
@@ -74,6 +75,7 @@ opsmig_disconnect(OpsmigConn *conn)
 	conn->private_key = NULL;
 	conn->cache = NULL;			/* it lives in conn->cxt */
 	conn->server_name = NULL;	/* so does this */
+	conn->limiter = NULL;		/* so does this (the bucket stays) */
 	if (conn->cxt)
 		MemoryContextDelete(conn->cxt);
 	conn->cxt = NULL;
@@ -101,6 +103,8 @@ opsmig_connect(OpsmigConn *conn, UserMapping *user)
 	conn->invalidated = false;
 	conn->http = http_session_create(conn->cxt, &conn->opts, conn->public_key,
 									 conn->private_key, &conn->stats);
+	conn->limiter = ratelimit_create(conn->cxt, conn, &conn->stats);
+	http_session_set_limiter(conn->http, conn->limiter);
 	elog(DEBUG1, "opsmig_fdw: new HTTP session for server \"%s\", API key \"%s\"",
 		 conn->server_name, conn->public_key);
 }
@@ -340,9 +344,14 @@ opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 PG_FUNCTION_INFO_V1(opsmig_fdw_stats);
 PG_FUNCTION_INFO_V1(opsmig_fdw_stats_reset);
 
-#define STATS_COLS	20
+#define STATS_COLS	22
 
-/* One row per user mapping this backend has used since it started. */
+/*
+ * One row per user mapping this backend has used since it started.  A
+ * database still at extension version 1.1 declares the first 20 columns
+ * only: the tuple is formed from the caller's descriptor, so the rest are
+ * left out.
+ */
 Datum
 opsmig_fdw_stats(PG_FUNCTION_ARGS)
 {
@@ -385,6 +394,8 @@ opsmig_fdw_stats(PG_FUNCTION_ARGS)
 		values[i++] = Int64GetDatum(st->cache_hits);
 		values[i++] = Float8GetDatum(st->total_ms);
 		values[i++] = Float8GetDatum(st->max_ms);
+		values[i++] = Int64GetDatum(st->rate_limit_waits);
+		values[i++] = Float8GetDatum(st->rate_limit_wait_ms);
 		Assert(i == STATS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -31,6 +31,7 @@
 
 #include "cluster.h"
 #include "http.h"
+#include "ratelimit.h"
 
 /* Hard ceiling on pooled handles, whatever max_concurrent_requests says. */
 #define HTTP_MAX_HANDLES	128
@@ -67,6 +68,7 @@ struct HttpSession
 	const char *user;
 	const char *password;
 	OpsmigStats *stats;
+	RateLimiter *limiter;		/* the API's rate limit (ratelimit.c); may be NULL */
 	struct curl_slist *headers;
 
 	HttpHandle	handles[HTTP_MAX_HANDLES];
@@ -209,6 +211,21 @@ header_value(const char *line, size_t len, size_t namelen, char *dst, size_t dst
 	dst[n] = '\0';
 }
 
+/* A RateLimit-* count: a whole number, or -1 when it is not one. */
+static int
+header_count(const char *line, size_t len, size_t namelen)
+{
+	char		value[32];
+	char	   *end;
+	long		n;
+
+	header_value(line, len, namelen, value, sizeof(value));
+	if (value[0] < '0' || value[0] > '9')
+		return -1;
+	n = strtol(value, &end, 10);
+	return (*end == '\0' && n <= INT_MAX) ? (int) n : -1;
+}
+
 /*
  * Every response's headers pass here, including the 401 of a digest
  * challenge that curl answers by itself: a new status line starts a new
@@ -229,6 +246,8 @@ header_cb(char *line, size_t size, size_t nitems, void *userdata)
 			req->responses_401++;
 		req->content_type[0] = '\0';
 		req->retry_after = -1;
+		req->ratelimit_limit = -1;
+		req->ratelimit_remaining = -1;
 		req->buf_len = 0;
 	}
 	else if (len > 13 && pg_strncasecmp(line, "content-type:", 13) == 0)
@@ -246,6 +265,10 @@ header_cb(char *line, size_t size, size_t nitems, void *userdata)
 				req->retry_after = (int) Max(0, Min(when - time(NULL), 86400));
 		}
 	}
+	else if (len > 16 && pg_strncasecmp(line, "ratelimit-limit:", 16) == 0)
+		req->ratelimit_limit = header_count(line, len, 16);
+	else if (len > 20 && pg_strncasecmp(line, "ratelimit-remaining:", 20) == 0)
+		req->ratelimit_remaining = header_count(line, len, 20);
 	return len;
 }
 
@@ -335,6 +358,25 @@ http_session_create(MemoryContext cxt, const OpsmigServerOptions *opts,
 				 errmsg("out of memory building HTTP headers")));
 	}
 	return s;
+}
+
+/* From now on every request of the session waits for the pacer's token. */
+void
+http_session_set_limiter(HttpSession *s, RateLimiter *limiter)
+{
+	s->limiter = limiter;
+}
+
+/* Requests of every batch of the session now on the wire. */
+static int
+http_session_in_flight(HttpSession *s)
+{
+	dlist_iter	biter;
+	int			running = 0;
+
+	dlist_foreach(biter, &s->batches)
+		running += dlist_container(HttpBatch, session_node, biter.cur)->running;
+	return running;
 }
 
 bool
@@ -440,6 +482,8 @@ http_start(HttpSession *s, HttpRequest *req)
 	req->too_large = false;
 	req->content_type[0] = '\0';
 	req->retry_after = -1;
+	req->ratelimit_limit = -1;
+	req->ratelimit_remaining = -1;
 	req->responses_401 = 0;
 	req->buf_len = 0;
 	req->attempts++;
@@ -536,7 +580,30 @@ http_finish(HttpRequest *req, CURLcode result)
 	dlist_push_tail(&req->batch->done, &req->node);
 }
 
-/* Start whatever may start: free slots, and backoff delays passed. */
+/*
+ * May this request go now, by the API's rate limit?  If not, it stays
+ * queued and we wake when the pacer says a token may be there.
+ */
+static bool
+http_pace(HttpSession *s, HttpRequest *req, TimestampTz now, TimestampTz *next_wake)
+{
+	dlist_iter	biter;
+	int			queued = 0;
+	int64		wait;
+
+	dlist_foreach(biter, &s->batches)
+		queued += dlist_container(HttpBatch, session_node, biter.cur)->queued;
+	req->ratelimit_in_flight = http_session_in_flight(s);
+	wait = ratelimit_acquire(s->limiter, queued, req->ratelimit_in_flight,
+							 req->batch->work, &req->ratelimit_seq);
+	if (wait <= 0)
+		return true;
+	if (*next_wake < 0 || now + wait < *next_wake)
+		*next_wake = now + wait;
+	return false;
+}
+
+/* Start whatever may start: free slots, backoff delays passed, tokens. */
 static void
 http_start_ready(HttpSession *s, TimestampTz now, TimestampTz *next_wake)
 {
@@ -559,6 +626,8 @@ http_start_ready(HttpSession *s, TimestampTz now, TimestampTz *next_wake)
 					*next_wake = req->not_before;
 				continue;
 			}
+			if (s->limiter && !http_pace(s, req, now, next_wake))
+				return;			/* the rate limit holds every batch back */
 			dlist_delete(&req->node);
 			b->queued--;
 			if (!http_start(s, req))
@@ -761,8 +830,9 @@ http_batch_add(HttpBatch *b, HttpRequest *req, bool urgent)
 	opsmig_activity_request_queued();
 }
 
-void
-http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
+/* Put a delivered request back at the head of the queue. */
+static void
+http_requeue(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
 {
 	Assert(req->state == HTTP_REQ_DELIVERED);
 	req->state = HTTP_REQ_QUEUED;
@@ -774,6 +844,12 @@ http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
 	req->response_len = 0;
 	dlist_push_head(&b->queue, &req->node);
 	b->queued++;
+}
+
+void
+http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
+{
+	http_requeue(b, req, delay_ms, fresh_auth);
 	b->session->stats->retries++;
 	if (b->work)
 		b->work->retries++;
@@ -802,6 +878,19 @@ bool
 http_request_in_flight(const HttpRequest *req)
 {
 	return req->state == HTTP_REQ_RUNNING;
+}
+
+/*
+ * Send again a request the API refused unprocessed because of its rate
+ * limit: the pacer says when, and it is no failed attempt.
+ */
+void
+http_batch_resend(HttpBatch *b, HttpRequest *req)
+{
+	http_requeue(b, req, 0, false);
+	req->attempts--;
+	if (b->work)
+		b->work->errors_429++;
 }
 
 bool

@@ -52,6 +52,11 @@ typedef struct HttpRequest
 	double		elapsed_ms;		/* this attempt's wall time */
 	bool		connected;		/* a TCP connection was made (or reused) */
 	int			attempts;		/* how many times it has been sent */
+	int			ratelimit_limit;	/* RateLimit-Limit, or -1 */
+	int			ratelimit_remaining;	/* RateLimit-Remaining, or -1 */
+	uint64		ratelimit_seq;	/* the pacer's token it went with */
+	int			ratelimit_in_flight;	/* other requests out when it went */
+	int			rate_limited;	/* 429s answered to it so far */
 
 	/* Transport-private. */
 	HttpRequestState state;
@@ -72,6 +77,7 @@ extern HttpSession *http_session_create(MemoryContext cxt,
 										const char *user, const char *password,
 										OpsmigStats *stats);
 extern void http_session_destroy(HttpSession *session);
+extern void http_session_set_limiter(HttpSession *session, RateLimiter *limiter);
 extern bool http_session_busy(HttpSession *session);
 
 /* A batch counts its requests in the session's stats and, if given, in *work. */
@@ -80,6 +86,7 @@ extern HttpBatch *http_batch_create(HttpSession *session, int max_in_flight,
 extern void http_batch_add(HttpBatch *batch, HttpRequest *req, bool urgent);
 extern void http_batch_retry(HttpBatch *batch, HttpRequest *req,
 							 int delay_ms, bool fresh_auth);
+extern void http_batch_resend(HttpBatch *batch, HttpRequest *req);
 extern HttpRequest *http_batch_next(HttpBatch *batch);
 extern HttpRequest *http_batch_take_done(HttpBatch *batch);
 extern bool http_request_in_flight(const HttpRequest *req);

@@ -52,6 +52,7 @@
 #include "api_parse.h"
 #include "cluster.h"
 #include "opsmig_fdw.h"
+#include "ratelimit.h"
 
 PG_MODULE_MAGIC;
 
@@ -64,6 +65,7 @@ _PG_init(void)
 {
 	opsmig_option_init();
 	opsmig_cluster_init();
+	opsmig_ratelimit_init();	/* shared memory, when preloaded */
 }
 
 /* What the planner guesses for an unfiltered scan: organizations seen. */
@@ -1284,6 +1286,13 @@ explain_work(OpsmigScanState *st, ExplainState *es)
 		ExplainPropertyInteger("Connections Opened", NULL, w->connections, es);
 		ExplainPropertyInteger("Bytes Received", NULL, w->bytes_received, es);
 		ExplainPropertyFloat("API Time", "ms", w->total_ms, 1, es);
+	}
+	/* Only where the API's rate limit showed, so other plans stay as they were. */
+	if (w->errors_429 > 0 || w->rate_limit_wait_ms > 0)
+	{
+		ExplainPropertyInteger("Rate Limited (429)", NULL, w->errors_429, es);
+		if (es->timing)
+			ExplainPropertyFloat("Rate Limit Wait", "ms", w->rate_limit_wait_ms, 1, es);
 	}
 }
 

@@ -42,6 +42,8 @@ typedef struct OpsmigServerOptions
 	char	   *proxy;			/* NULL: no proxy, whatever the environment says */
 	double		request_cost;	/* planner cost of one API request */
 	int			cache_ttl_ms;	/* 0: no cache */
+	int			max_requests_per_minute;	/* 0: none of our own */
+	int			rate_limit_wait_ms; /* -1: only statement_timeout bounds it */
 } OpsmigServerOptions;
 
 /*
@@ -78,7 +80,9 @@ typedef struct OpsmigStats
 	int64		connections;	/* TCP connections opened */
 	int64		bytes_received;
 	int64		cache_hits;		/* organizations answered from the cache */
+	int64		rate_limit_waits;	/* times the rate limit held requests back */
 	double		total_ms;		/* time spent in requests */
+	double		rate_limit_wait_ms; /* time it held them back */
 	double		max_ms;
 } OpsmigStats;
 
@@ -99,6 +103,7 @@ extern const char *opsmig_column_name(OpsmigColumn col);
  */
 typedef struct HttpSession HttpSession;
 typedef struct OpsmigCache OpsmigCache;
+typedef struct RateLimiter RateLimiter;
 
 typedef struct OpsmigConn
 {
@@ -110,6 +115,7 @@ typedef struct OpsmigConn
 	OpsmigServerOptions opts;
 	HttpSession *http;
 	OpsmigCache *cache;			/* cache_ttl answers (cache.c); NULL if none */
+	RateLimiter *limiter;		/* the pacer of this API key (ratelimit.c) */
 	OpsmigStats stats;
 	OpsmigStats flushed;		/* stats as last added to the cluster's (cluster.c) */
 	Oid			userid;			/* the local role of the last use, for those */

@@ -75,6 +75,8 @@ static const OpsmigOption valid_options[] = {
 	{"request_cost", ForeignServerRelationId, OPT_REAL, 0, 1e10},
 	{"cache_ttl", ForeignServerRelationId, OPT_REAL, 0, 86400},
 	{"cache_ttl", ForeignTableRelationId, OPT_REAL, 0, 86400},
+	{"max_requests_per_minute", ForeignServerRelationId, OPT_INT, 1, 1000000},
+	{"rate_limit_wait", ForeignServerRelationId, OPT_REAL, 0, 86400},
 	{"ssl_verify", ForeignServerRelationId, OPT_BOOL, 0, 0, true},
 	{"ca_file", ForeignServerRelationId, OPT_STRING, 0, 0, true},
 	{"proxy", ForeignServerRelationId, OPT_URL, 0, 0, true},
@@ -497,6 +499,7 @@ opsmig_get_server_options(ForeignServer *server, OpsmigServerOptions *opts)
 	opts->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
 	opts->request_cost = DEFAULT_REQUEST_COST;
 	opts->ssl_verify = true;
+	opts->rate_limit_wait_ms = -1;
 
 	foreach(lc, server->options)
 	{
@@ -529,6 +532,10 @@ opsmig_get_server_options(ForeignServer *server, OpsmigServerOptions *opts)
 			opts->request_cost = parse_number(option_def(name), defGetString(def));
 		else if (strcmp(name, "cache_ttl") == 0)
 			opts->cache_ttl_ms = (int) (parse_number(option_def(name), defGetString(def)) * 1000);
+		else if (strcmp(name, "max_requests_per_minute") == 0)
+			opts->max_requests_per_minute = (int) parse_number(option_def(name), defGetString(def));
+		else if (strcmp(name, "rate_limit_wait") == 0)
+			opts->rate_limit_wait_ms = (int) (parse_number(option_def(name), defGetString(def)) * 1000);
 		else if (strcmp(name, "ssl_verify") == 0)
 			opts->ssl_verify = defGetBoolean(def);
 		else if (strcmp(name, "ca_file") == 0)
