@@ -44,10 +44,13 @@ INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5
 DELETE FROM org_migration_links WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl running 5e2211c17a3e5a48f5000001 --off
--- 429 with no retries left.
-\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --retry-after 1
+-- 429 with no retries left: sent again when the API allows, unless that
+-- cannot be within statement_timeout.
+\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --retry-after 5
+SET statement_timeout = '2s';
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
 -- 500 with the API's JSON error; 502 HTML from a proxy; 503 with no body.
 \! python3 test/opsmig_sim.py ctl fault http --on list --code 500
 SELECT count(*) FROM org_migration_links;

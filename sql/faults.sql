@@ -23,13 +23,15 @@ RESET client_min_messages;
 -- A reset connection on a GET: retried.
 \! python3 test/opsmig_sim.py ctl fault reset --on list --times 2
 SELECT count(*) FROM org_migration_links;
--- 429 forever: max_retries attempts, then 53400.
-ALTER SERVER om OPTIONS (ADD max_retries '2');
-\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times -1
+-- 429 forever: no failed attempt, so max_retries never ends it; the wait
+-- the API asks for does not fit rate_limit_wait: 53400 at once.
+ALTER SERVER om OPTIONS (ADD max_retries '2', ADD rate_limit_wait '1');
+\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --retry-after 2 --times -1
 \! python3 test/opsmig_sim.py ctl reset-counters
 SELECT status FROM org_migration_links WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl counts
+ALTER SERVER om OPTIONS (DROP rate_limit_wait);
 -- A retry never waits past statement_timeout: the error comes at once.
 \! python3 test/opsmig_sim.py ctl clear-faults
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 503 --retry-after 30 --times -1
