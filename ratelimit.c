@@ -523,17 +523,25 @@ ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send, long code,
 	if (remaining >= 0 && b->capacity > 0)
 	{
 		/*
-		 * What the reply proves is left: it does not count the requests that
-		 * may have reached the server after this one, which are those sent
-		 * after it and those on the wire when it went (replies overtake each
-		 * other).  The model itself never counts a token the server has not
-		 * given (it takes at once and refills no faster), so the larger of
-		 * the two is the better estimate.
+		 * What the reply says is left does not count the requests that
+		 * reached the server after this one: those sent after it (by any
+		 * backend) and, as replies overtake each other, some of those on
+		 * the wire when it went.  Once the rate is known the model counts
+		 * every token at once and refills no faster than the server, so the
+		 * reply may only correct it downwards, by what surely is not
+		 * counted; before, the reply is the only sign of a refill, and is
+		 * read with everything that may not be counted.
 		 */
-		double		floor_tokens = Min(b->capacity, remaining - (double) (b->seq - seq) -
-									   in_flight_at_send);
+		double		after = (double) (b->seq - seq);
 
-		b->tokens = was_unknown ? floor_tokens : Max(b->tokens, floor_tokens);
+		if (b->rate > 0 && !was_unknown)
+			b->tokens = Min(b->tokens, remaining - after);
+		else
+		{
+			double		floor_tokens = Min(b->capacity, remaining - after - in_flight_at_send);
+
+			b->tokens = was_unknown ? floor_tokens : Max(b->tokens, floor_tokens);
+		}
 	}
 	if (code == 429)
 	{

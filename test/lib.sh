@@ -92,7 +92,8 @@ start_services() {
 	# inside as_postgres, so that sudo's env_reset cannot drop them.
 	local -a pg_env=()
 	[ -z "${PG_EXTRA_ENV:-}" ] || read -ra pg_env <<<"$PG_EXTRA_ENV"
-	# PG_EXTRA_OPTS (opt-in; test/cluster-check.sh sets it): more server
+	# PG_EXTRA_OPTS (opt-in; test/cluster-check.sh and
+	# test/ratelimit-check.sh set it): more server
 	# options, e.g. "-c shared_preload_libraries=opsmig_fdw".
 	as_postgres ${pg_env[@]+env "${pg_env[@]}"} "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
 		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off ${PG_EXTRA_OPTS:-}" start >/dev/null

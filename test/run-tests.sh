@@ -5,7 +5,7 @@
 # examples are in it and that the private key reached no output and no
 # server log line; then throws random SQLsmith queries at the foreign
 # tables, fuzzes the reply parsers, runs the suite again under
-# ASan/UBSan, checks TLS, runs the extension against Apache's digest auth,
+# ASan/UBSan, checks TLS and the shared rate limit, runs the extension against Apache's digest auth,
 # cancels a request stuck in the DNS resolver, and builds,
 # installs and smoke-tests the Debian package.  Every step tears down what
 # it started.  Exits non-zero when anything fails.
@@ -16,6 +16,7 @@
 #   fuzz      libFuzzer on the reply parsers
 #   sanitize  the pg_regress suite under ASan/UBSan
 #   tls       HTTPS against a throwaway CA
+#   ratelimit the rate limit shared by three backends of a preloaded cluster
 #   apache    Apache's mod_auth_digest
 #   resolver  cancel during a DNS lookup that never ends (root: unshare)
 #   sockets   a socket-table overflow is one error, not the session's end
@@ -26,7 +27,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver sockets cluster package"
+ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver sockets cluster ratelimit package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
 	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
@@ -96,6 +97,11 @@ fi
 if want tls; then
 	log "checking TLS: an unknown CA refused, ca_file trusted, ssl_verify off"
 	run_check tls-check "$ROOT/test/tls-check.sh"
+fi
+
+if want ratelimit; then
+	log "checking the rate limit shared by three backends (shared_preload_libraries)"
+	run_check ratelimit-check "$ROOT/test/ratelimit-check.sh"
 fi
 
 if want apache; then
