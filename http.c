@@ -593,9 +593,9 @@ http_pace(HttpSession *s, HttpRequest *req, TimestampTz now, TimestampTz *next_w
 
 	dlist_foreach(biter, &s->batches)
 		queued += dlist_container(HttpBatch, session_node, biter.cur)->queued;
-	req->ratelimit_in_flight = http_session_in_flight(s);
-	wait = ratelimit_acquire(s->limiter, queued, req->ratelimit_in_flight,
-							 req->batch->work, &req->ratelimit_seq);
+	wait = ratelimit_acquire(s->limiter, queued, http_session_in_flight(s),
+							 req->batch->work, &req->ratelimit_seq,
+							 &req->ratelimit_in_flight);
 	if (wait <= 0)
 		return true;
 	if (*next_wake < 0 || now + wait < *next_wake)

@@ -55,6 +55,11 @@
 #define RL_SLOTS			64
 /* How long a probe may stay unanswered before another may go. */
 #define RL_PROBE_LEASE_US	(1000 * 1000)
+/*
+ * A bucket idle this long has nothing in flight: requests a statement
+ * abandoned (an error, a cancel, a killed backend) stop counting then.
+ */
+#define RL_IDLE_US			((int64) 30 * 1000 * 1000)
 /* What the server said is forgotten when it has said nothing for this long. */
 #define RL_FORGET_US		((int64) 300 * 1000 * 1000)
 /*
@@ -84,6 +89,8 @@ typedef struct RateBucket
 	TimestampTz probe_until;	/* a lone request is out to learn the rate */
 	uint64		probe_seq;		/* its token */
 	uint64		seq;			/* tokens handed out so far */
+	int			in_flight;		/* requests sent and not yet answered */
+	TimestampTz active_at;		/* last request sent or answered */
 	/* max_requests_per_minute: our own bucket */
 	double		own_tokens;
 	TimestampTz own_at;			/* 0: not used yet (full) */
@@ -231,6 +238,9 @@ own_rate(int per_minute)
 static void
 bucket_refill(RateBucket *b, TimestampTz now, int per_minute)
 {
+	if (now - b->active_at > RL_IDLE_US)
+		b->in_flight = 0;
+
 	if (now > b->at)
 	{
 		if (b->capacity > 0 && b->rate > 0)
@@ -273,7 +283,7 @@ bucket_need(RateBucket *b, TimestampTz now, int n, int per_minute)
  */
 static int64
 bucket_take(RateBucket *b, TimestampTz now, int per_minute, int in_flight,
-			uint64 *seq)
+			uint64 *seq, int *in_flight_at_send)
 {
 	int64		wait = 0;
 	bool		probe = false;
@@ -308,6 +318,8 @@ bucket_take(RateBucket *b, TimestampTz now, int per_minute, int in_flight,
 	if (per_minute > 0)
 		b->own_tokens -= 1;
 	*seq = ++b->seq;
+	*in_flight_at_send = b->in_flight++;
+	b->active_at = now;
 	if (probe)
 	{
 		b->probe_until = now + RL_PROBE_LEASE_US;
@@ -421,7 +433,8 @@ limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 }
 
 /*
- * May a request go now?  0: yes, a token is taken (*seq numbers it).
+ * May a request go now?  0: yes, a token is taken (*seq numbers it, and
+ * *in_flight_at_send says how many requests of any backend were out).
  * Otherwise the microseconds until it may; the request stays queued.
  * nwaiting is how many requests are queued, in_flight how many are out:
  * only when none is is a statement refused early (53400), so that no
@@ -430,7 +443,7 @@ limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
  */
 int64
 ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
-				  OpsmigStats *work, uint64 *seq)
+				  OpsmigStats *work, uint64 *seq, int *in_flight_at_send)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			per_minute = rl->conn->opts.max_requests_per_minute;
@@ -442,7 +455,7 @@ ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
 	limiter_statement(rl);
 	t = table_lock();
 	b = bucket_get(t, rl->key, now);
-	wait = bucket_take(b, now, per_minute, in_flight, seq);
+	wait = bucket_take(b, now, per_minute, in_flight, seq, in_flight_at_send);
 	v.capacity = b->capacity;
 	v.rate = b->rate;
 	v.own_rate = per_minute > 0 ? own_rate(per_minute) : 0;
@@ -487,8 +500,8 @@ ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
 
 /*
  * What a reply said about the bucket.  seq is the token the request went
- * with and in_flight_at_send how many other requests of the backend were
- * out then; limit and remaining are its RateLimit-* headers (-1: absent);
+ * with and in_flight_at_send how many other requests (of any backend
+ * sharing the bucket) were out then; limit and remaining are its RateLimit-* headers (-1: absent);
  * retry_after its Retry-After (-1: absent); times_refused how many 429s
  * this request has had, this one included; params a 429's parameters.
  */
@@ -503,12 +516,16 @@ ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send, long code,
 	RateBucket *b;
 	bool		was_unknown;
 
-	if (code != 429 && limit < 0 && remaining < 0)
-		return;					/* nothing said: nothing to learn */
-
 	t = table_lock();
 	b = bucket_get(t, rl->key, now);
 	bucket_refill(b, now, per_minute);
+	b->in_flight = Max(0, b->in_flight - 1);
+	b->active_at = now;
+	if (code != 429 && limit < 0 && remaining < 0)
+	{
+		table_unlock();
+		return;					/* nothing said: nothing to learn */
+	}
 	b->learned_at = now;
 	was_unknown = b->capacity <= 0;
 	if (params && params->valid)

@@ -26,7 +26,8 @@ extern void opsmig_ratelimit_init(void);
 extern RateLimiter *ratelimit_create(MemoryContext cxt, const OpsmigConn *conn,
 									 OpsmigStats *stats);
 extern int64 ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
-							   OpsmigStats *work, uint64 *seq);
+							   OpsmigStats *work, uint64 *seq,
+							   int *in_flight_at_send);
 extern void ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send,
 							long code, int limit, int remaining,
 							int retry_after, int times_refused,
