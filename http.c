@@ -69,6 +69,7 @@ struct HttpSession
 	const char *password;
 	OpsmigStats *stats;
 	RateLimiter *limiter;		/* the API's rate limit (ratelimit.c); may be NULL */
+	bool		paced;			/* it held a request back in this round */
 	struct curl_slist *headers;
 
 	HttpHandle	handles[HTTP_MAX_HANDLES];
@@ -598,6 +599,7 @@ http_pace(HttpSession *s, HttpRequest *req, TimestampTz now, TimestampTz *next_w
 							 &req->ratelimit_in_flight);
 	if (wait <= 0)
 		return true;
+	s->paced = true;
 	if (*next_wake < 0 || now + wait < *next_wake)
 		*next_wake = now + wait;
 	return false;
@@ -925,15 +927,17 @@ http_batch_next(HttpBatch *b)
 		if (b->queued == 0 && b->running == 0)
 			return NULL;
 
+		s->paced = false;
 		http_start_ready(s, GetCurrentTimestamp(), &next_wake);
 		http_collect(s);
 		if (!dlist_is_empty(&b->done))
 			continue;
 		if (s->socket_overflow)
 			http_report_overflow(s);
-		/* Nothing on the wire, only retries waiting for their time. */
+		/* Nothing on the wire, only retries or the rate limit to wait for. */
 		if (b->running == 0 && next_wake > 0)
-			opsmig_activity_set_phase(OPSMIG_PHASE_BACKOFF, next_wake);
+			opsmig_activity_set_phase(s->paced ? OPSMIG_PHASE_RATE_LIMIT :
+									  OPSMIG_PHASE_BACKOFF, next_wake);
 		http_wait(s, next_wake);
 		http_collect(s);
 		CHECK_FOR_INTERRUPTS();
