@@ -149,6 +149,7 @@ typedef struct OpsmigModifyState
 	 */
 	bool		hold_rows;
 	int			nheld;
+	int			held_size;		/* fixed at the start: options may change */
 	TupleTableSlot **held;
 	MemoryContext held_cxt;
 } OpsmigModifyState;
@@ -884,14 +885,20 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 		int			i;
 
 		st->hold_rows = true;
+		/*
+		 * The batch size is fixed now: a trigger could ALTER the server
+		 * while the COPY runs, and the connection then rebuilt with other
+		 * options, but held[] keeps the size it was made with.
+		 */
+		st->held_size = st->conn->opts.max_concurrent_requests;
 		st->held_cxt = AllocSetContextCreate(mtstate->ps.state->es_query_cxt,
 											 "opsmig_fdw held rows",
 											 ALLOCSET_DEFAULT_SIZES);
 		old = MemoryContextSwitchTo(st->held_cxt);
 		/* A copy of the descriptor: the relcache's would be pinned. */
 		tupdesc = CreateTupleDescCopy(RelationGetDescr(rel));
-		st->held = palloc(sizeof(TupleTableSlot *) * st->conn->opts.max_concurrent_requests);
-		for (i = 0; i < st->conn->opts.max_concurrent_requests; i++)
+		st->held = palloc(sizeof(TupleTableSlot *) * st->held_size);
+		for (i = 0; i < st->held_size; i++)
 			st->held[i] = MakeSingleTupleTableSlot(tupdesc, &TTSOpsVirtual);
 		MemoryContextSwitchTo(old);
 	}
@@ -1021,7 +1028,7 @@ opsmigExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 		MemoryContextSwitchTo(old);
 		ExecCopySlot(st->held[st->nheld], slot);
 		ExecMaterializeSlot(st->held[st->nheld]);
-		if (++st->nheld == st->conn->opts.max_concurrent_requests)
+		if (++st->nheld == st->held_size)
 			send_held_rows(st, rinfo);
 		return slot;
 	}
