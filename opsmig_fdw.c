@@ -231,6 +231,9 @@ is_org_id_var(Expr *e, Index relid, AttrNumber org_id_attno)
  * Is this clause "org_id = expr" or "org_id = ANY(array expr)", with an
  * expr that does not depend on this relation and can be computed before
  * the scan?  Both are text equality (varchar columns are relabelled to text).
+ * Only under a deterministic collation: a case- or accent-insensitive one
+ * makes "org_id = 'ABC...'" true for an id the API writes otherwise, and the
+ * scan would drop such a value as malformed instead of matching it.
  */
 static OrgFilter
 org_id_clause(PlannerInfo *root, Expr *clause, Index relid,
@@ -238,6 +241,7 @@ org_id_clause(PlannerInfo *root, Expr *clause, Index relid,
 {
 	Expr	   *other = NULL;
 	OrgFilter	kind = ORG_FILTER_NONE;
+	Oid			collid = exprInputCollation((Node *) clause);
 
 	if (org_id_attno == InvalidAttrNumber)
 		return ORG_FILTER_NONE;
@@ -264,6 +268,7 @@ org_id_clause(PlannerInfo *root, Expr *clause, Index relid,
 		kind = ORG_FILTER_ANY;
 	}
 	if (other == NULL ||
+		!OidIsValid(collid) || !get_collation_isdeterministic(collid) ||
 		bms_is_member(relid, pull_varnos(root, (Node *) other)) ||
 		contain_volatile_functions((Node *) other) ||
 		contain_subplans((Node *) other))

@@ -35,3 +35,25 @@ DROP TRIGGER review_bump ON org_migration_links;
 DROP FUNCTION review_bump();
 ALTER SERVER om OPTIONS (DROP max_concurrent_requests);
 SELECT count(*) FROM org_migration_links;
+
+-- A malformed id matches no row "exactly as the condition checked locally
+-- would" only under a deterministic collation: with a case-insensitive
+-- one, an upper-case id equals the API's lower-case one.  Such a
+-- comparison is not sent to the API (it was, and the upper-case id was
+-- dropped as malformed: 0 rows, DELETE 0).
+CREATE COLLATION review_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+\! python3 test/opsmig_sim.py ctl reset-counters
+SELECT org_id, status FROM org_migration_links
+ WHERE org_id = '5E2211C17A3E5A48F5000001' COLLATE review_ci;
+SELECT org_id, status FROM org_migration_links
+ WHERE org_id COLLATE review_ci IN ('5E2211C17A3E5A48F5000002', 'nothing');
+\! python3 test/opsmig_sim.py ctl counts
+-- The same comparison under the default collation names no organization.
+SELECT org_id, status FROM org_migration_links WHERE org_id = '5E2211C17A3E5A48F5000001';
+DELETE FROM org_migration_links WHERE org_id = '5E2211C17A3E5A48F5000001';
+\echo :ROW_COUNT
+DELETE FROM org_migration_links WHERE org_id = '5E2211C17A3E5A48F5000001' COLLATE review_ci;
+\echo :ROW_COUNT
+\! python3 test/opsmig_sim.py ctl links
+DROP COLLATION review_ci;
