@@ -75,7 +75,11 @@ _PG_init(void)
 /* The only remote schema IMPORT FOREIGN SCHEMA knows. */
 #define REMOTE_SCHEMA			"opsmig"
 #define REMOTE_TABLE			"org_migration_links"
-/* Row identity columns added for DELETE. */
+/*
+ * Row identity columns added for DELETE, named with their attribute
+ * number: partitions of one table may have org_id at different positions,
+ * and one name must stand for one Var across all of them.
+ */
 #define JUNK_ORG_ID				"opsmig_org_id"
 #define JUNK_STATUS				"opsmig_status"
 #define JUNK_ORG_NAME			"opsmig_org_name"
@@ -702,6 +706,12 @@ opsmigIsForeignRelUpdatable(Relation rel)
  * A row identity column: a Var of the column's own type, so that a table
  * declared with varchar columns gets varchar Vars.
  */
+static char *
+junk_name(const char *prefix, AttrNumber attno)
+{
+	return psprintf("%s_%d", prefix, (int) attno);
+}
+
 static void
 add_identity_column(PlannerInfo *root, Index rtindex, TupleDesc tupdesc,
 					AttrNumber attno, const char *name)
@@ -711,7 +721,7 @@ add_identity_column(PlannerInfo *root, Index rtindex, TupleDesc tupdesc,
 	add_row_identity_var(root,
 						 makeVar(rtindex, attno, att->atttypid, att->atttypmod,
 								 att->attcollation, 0),
-						 rtindex, name);
+						 rtindex, junk_name(name, attno));
 }
 
 static void
@@ -826,6 +836,17 @@ begin_modify(EState *estate, ResultRelInfo *rinfo, bool explain_only)
 	return st;
 }
 
+/* Where the subplan puts the row identity column of a field, if it does. */
+static AttrNumber
+find_junk(Plan *subplan, OpsmigModifyState *st, OpsmigColumn col, const char *prefix)
+{
+	AttrNumber	attno = column_attno(st->colmap, st->natts, col);
+
+	if (attno == InvalidAttrNumber)
+		return InvalidAttrNumber;
+	return ExecFindJunkAttributeInTlist(subplan->targetlist, junk_name(prefix, attno));
+}
+
 static void
 opsmigBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						 List *fdw_private, int subplan_index, int eflags)
@@ -837,9 +858,9 @@ opsmigBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	{
 		Plan	   *subplan = outerPlanState(mtstate)->plan;
 
-		st->junk_org_id = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_ORG_ID);
-		st->junk_status = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_STATUS);
-		st->junk_org_name = ExecFindJunkAttributeInTlist(subplan->targetlist, JUNK_ORG_NAME);
+		st->junk_org_id = find_junk(subplan, st, OPSMIG_COL_ORG_ID, JUNK_ORG_ID);
+		st->junk_status = find_junk(subplan, st, OPSMIG_COL_STATUS, JUNK_STATUS);
+		st->junk_org_name = find_junk(subplan, st, OPSMIG_COL_ORG_NAME, JUNK_ORG_NAME);
 		if (!AttributeNumberIsValid(st->junk_org_id))
 			elog(ERROR, "opsmig_fdw: could not find junk column %s", JUNK_ORG_ID);
 	}
