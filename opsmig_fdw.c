@@ -724,6 +724,34 @@ add_identity_column(PlannerInfo *root, Index rtindex, TupleDesc tupdesc,
 						 rtindex, junk_name(name, attno));
 }
 
+/*
+ * Does the DELETE's RETURNING show this column?  RETURNING names the
+ * statement's target: when that is a partitioned (or inheritance) parent
+ * and this table one of its children, the parent's columns are matched
+ * by name (children have the parent's names, not always its positions).
+ */
+static bool
+returning_shows(PlannerInfo *root, TupleDesc tupdesc, AttrNumber attno)
+{
+	Index		target = root->parse->resultRelation;
+	Oid			target_relid = planner_rt_fetch(target, root)->relid;
+	const char *name = NameStr(TupleDescAttr(tupdesc, attno - 1)->attname);
+	Bitmapset  *returned = NULL;
+	int			k = -1;
+
+	pull_varattnos((Node *) root->parse->returningList, target, &returned);
+	while ((k = bms_next_member(returned, k)) >= 0)
+	{
+		AttrNumber	a = k + FirstLowInvalidHeapAttributeNumber;
+
+		if (a == 0)
+			return true;		/* the whole row */
+		if (a > 0 && strcmp(get_attname(target_relid, a, false), name) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							  RangeTblEntry *target_rte, Relation target_relation)
@@ -731,7 +759,6 @@ opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	OpsmigColumn *colmap = opsmig_column_map(target_relation);
 	TupleDesc	tupdesc = RelationGetDescr(target_relation);
 	AttrNumber	attno;
-	Bitmapset  *returned = NULL;
 
 	if (root->parse->commandType != CMD_DELETE)
 		return;
@@ -753,10 +780,7 @@ opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	 * when RETURNING shows it.
 	 */
 	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_ORG_NAME);
-	pull_varattnos((Node *) root->parse->returningList, rtindex, &returned);
-	if (attno != InvalidAttrNumber &&
-		(bms_is_member(attno - FirstLowInvalidHeapAttributeNumber, returned) ||
-		 bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, returned)))
+	if (attno != InvalidAttrNumber && returning_shows(root, tupdesc, attno))
 		add_identity_column(root, rtindex, tupdesc, attno, JUNK_ORG_NAME);
 }
 

@@ -80,3 +80,22 @@ DELETE FROM review_parts
 \echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl counts
 \! python3 test/opsmig_sim.py ctl links
+
+-- DELETE ... RETURNING org_name through the parent: RETURNING names the
+-- parent's columns, so the child's org_name was not read (NULL).
+\! python3 test/opsmig_sim.py ctl reset-counters
+DELETE FROM review_parts
+ WHERE status IS NOT NULL AND org_id = (SELECT '5e2211c17a3e5a48f5000001'::text)
+ RETURNING tableoid::regclass, org_id, org_name, status;
+-- review_p2 has its columns in another order.
+\! python3 test/opsmig_sim.py ctl link 5e2211c17a3e5a48f5000002 --status NOT_SYNCED
+DELETE FROM review_parts r
+ WHERE status IS NOT NULL AND org_id = (SELECT '5e2211c17a3e5a48f5000002'::text)
+ RETURNING tableoid::regclass, r;
+-- Without org_name in RETURNING, no listing.
+\! python3 test/opsmig_sim.py ctl link 5e2211c17a3e5a48f5000001
+DELETE FROM review_parts
+ WHERE status IS NOT NULL AND org_id = (SELECT '5e2211c17a3e5a48f5000001'::text)
+ RETURNING org_id, status;
+\! python3 test/opsmig_sim.py ctl counts
+DROP TABLE review_parts;
