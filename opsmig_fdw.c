@@ -913,6 +913,13 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	Relation	rel = rinfo->ri_RelationDesc;
 	OpsmigModifyState *st;
 
+	/* A MERGE that PostgreSQL let through: its INSERT action was routed here. */
+	if (mtstate->operation == CMD_MERGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot insert into opsmig_fdw foreign table \"%s\" by MERGE",
+						RelationGetRelationName(rel)),
+				 errhint("INSERT the rows into the foreign table instead.")));
 	if (mtstate->operation != CMD_INSERT)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

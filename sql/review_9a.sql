@@ -99,3 +99,27 @@ DELETE FROM review_parts
  RETURNING org_id, status;
 \! python3 test/opsmig_sim.py ctl counts
 DROP TABLE review_parts;
+
+-- A MERGE on a partitioned table whose plan pruned the foreign partition
+-- (so PostgreSQL's own "cannot execute MERGE" check does not see it) can
+-- route its INSERT action there.  It is refused, as a MERGE (it was told
+-- it had moved a row by UPDATE).
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+CREATE TABLE review_merge (org_id text NOT NULL, org_name text, status text, link_token text)
+  PARTITION BY LIST (org_id);
+CREATE TABLE review_merge_local PARTITION OF review_merge DEFAULT;
+CREATE FOREIGN TABLE review_merge_remote PARTITION OF review_merge
+  FOR VALUES IN ('5e2211c17a3e5a48f5000003') SERVER om;
+\! python3 test/opsmig_sim.py ctl reset-counters
+MERGE INTO review_merge m
+USING (VALUES ('5e2211c17a3e5a48f5000003', 'tok')) s(id, tok)
+   ON m.org_id = s.id AND m.org_id = 'local'
+ WHEN NOT MATCHED THEN INSERT (org_id, link_token) VALUES (s.id, s.tok);
+\echo :LAST_ERROR_SQLSTATE
+-- Without the pruning, PostgreSQL refuses it itself.
+MERGE INTO review_merge m
+USING (VALUES ('5e2211c17a3e5a48f5000003', 'tok')) s(id, tok) ON m.org_id = s.id
+ WHEN NOT MATCHED THEN INSERT (org_id, link_token) VALUES (s.id, s.tok);
+\echo :LAST_ERROR_SQLSTATE
+\! python3 test/opsmig_sim.py ctl counts
+DROP TABLE review_merge;
