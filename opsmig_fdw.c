@@ -1003,12 +1003,30 @@ check_row(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *slot,
 }
 
 /*
+ * Does anything read an inserted row back: RETURNING, a trigger (or a
+ * transition table of the partitioned table it was routed through), a
+ * view's check option?  Only then is the API's status put in it, so that
+ * a varchar(n) too short for it fails only a statement that shows it,
+ * not one that created links and never looks at them.
+ */
+static bool
+inserted_row_is_read(ResultRelInfo *rinfo)
+{
+	return rinfo->ri_projectReturning != NULL ||
+		rinfo->ri_TrigDesc != NULL ||
+		rinfo->ri_WithCheckOptions != NIL ||
+		(rinfo->ri_RootResultRelInfo != NULL &&
+		 rinfo->ri_RootResultRelInfo->ri_TrigDesc != NULL);
+}
+
+/*
  * Create the links of these rows, concurrently.  Every row is checked
- * before any request, so one bad row changes nothing.
+ * before any request, so one bad row changes nothing.  With "shown", the
+ * slots get what RETURNING sees: the API's status, the token as NULL.
  */
 static void
 insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
-			int n)
+			int n, bool shown)
 {
 	MemoryContext old;
 	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
@@ -1029,14 +1047,13 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 
 	api_create_links(st->conn, n, org_ids, tokens, statuses);
 
-	/* What RETURNING sees: the API's status; the token reads back as NULL. */
 	for (r = 0; r < n; r++)
 	{
 		TupleTableSlot *slot = slots[r];
 
 		for (i = 0; i < st->natts; i++)
 		{
-			if (st->colmap[i] == OPSMIG_COL_STATUS && statuses[r] != NULL)
+			if (st->colmap[i] == OPSMIG_COL_STATUS && statuses[r] != NULL && shown)
 			{
 				slot->tts_values[i] = column_datum(tupdesc, i, statuses[r], org_ids[r]);
 				slot->tts_isnull[i] = false;
@@ -1061,7 +1078,7 @@ send_held_rows(OpsmigModifyState *st, ResultRelInfo *rinfo)
 	if (n == 0)
 		return;
 	st->nheld = 0;
-	insert_rows(st, rinfo, st->held, n);
+	insert_rows(st, rinfo, st->held, n, false);	/* nobody reads them */
 	for (r = 0; r < n; r++)
 		ExecClearTuple(st->held[r]);
 }
@@ -1089,7 +1106,7 @@ opsmigExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 			send_held_rows(st, rinfo);
 		return slot;
 	}
-	insert_rows(st, rinfo, &slot, 1);
+	insert_rows(st, rinfo, &slot, 1, inserted_row_is_read(rinfo));
 	return slot;
 }
 
@@ -1120,7 +1137,8 @@ opsmigExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 							 TupleTableSlot **slots, TupleTableSlot **planSlots,
 							 int *numSlots)
 {
-	insert_rows((OpsmigModifyState *) rinfo->ri_FdwState, rinfo, slots, *numSlots);
+	insert_rows((OpsmigModifyState *) rinfo->ri_FdwState, rinfo, slots, *numSlots,
+				inserted_row_is_read(rinfo));
 	return slots;
 }
 

@@ -123,3 +123,28 @@ USING (VALUES ('5e2211c17a3e5a48f5000003', 'tok')) s(id, tok) ON m.org_id = s.id
 \echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl counts
 DROP TABLE review_merge;
+
+-- A varchar(n) status too short for the API's answer fails a statement
+-- that shows it (RETURNING), not an INSERT or COPY that created the link
+-- and never reads it back (they failed after the POST, so the link stayed
+-- and the transaction rolled back).
+\! python3 test/opsmig_sim.py ctl reset --orgs 9
+CREATE FOREIGN TABLE review_short (org_id varchar(24), status varchar(5), link_token varchar)
+  SERVER om;
+\! python3 test/opsmig_sim.py ctl reset-counters
+INSERT INTO review_short (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 't');
+\echo :ROW_COUNT
+COPY review_short (org_id, link_token) FROM STDIN;
+5e2211c17a3e5a48f5000006	t
+\.
+\echo :ROW_COUNT
+\! python3 test/opsmig_sim.py ctl counts
+-- (The rollback warning is left out: it and the error reach psql in
+-- either order.  ctl links shows the link stayed.)
+SET client_min_messages = error;
+INSERT INTO review_short (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000009', 't')
+  RETURNING org_id, status;
+\echo :LAST_ERROR_SQLSTATE
+RESET client_min_messages;
+\! python3 test/opsmig_sim.py ctl links
+DROP FOREIGN TABLE review_short;
