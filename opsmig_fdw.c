@@ -1068,17 +1068,50 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 	MemoryContextSwitchTo(old);
 }
 
-/* Send the rows COPY FROM has handed over so far. */
-static void
-send_held_rows(OpsmigModifyState *st, ResultRelInfo *rinfo)
+/*
+ * An error from the API while held rows are sent belongs to any row of the
+ * batch, not to the COPY line PostgreSQL names (the batch's last): say so.
+ */
+typedef struct HeldRowsContext
 {
+	int			n;
+	bool		at_end;			/* after the last line: no line is named */
+} HeldRowsContext;
+
+static void
+held_rows_error_context(void *arg)
+{
+	HeldRowsContext *c = (HeldRowsContext *) arg;
+
+	if (!c->at_end)
+		errcontext("sending the batch of %d COPY rows that ends on the line below", c->n);
+	else if (c->n == 1)
+		errcontext("sending the last row of the COPY");
+	else
+		errcontext("sending the last %d rows of the COPY", c->n);
+}
+
+/*
+ * Send the rows COPY FROM has handed over so far: a full batch while the
+ * COPY reads on, or what is left at its end.
+ */
+static void
+send_held_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, bool at_end)
+{
+	ErrorContextCallback errcallback;
+	HeldRowsContext context = {st->nheld, at_end};
 	int			n = st->nheld;
 	int			r;
 
 	if (n == 0)
 		return;
 	st->nheld = 0;
+	errcallback.callback = held_rows_error_context;
+	errcallback.arg = &context;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	insert_rows(st, rinfo, st->held, n, false);	/* nobody reads them */
+	error_context_stack = errcallback.previous;
 	for (r = 0; r < n; r++)
 		ExecClearTuple(st->held[r]);
 }
@@ -1103,7 +1136,7 @@ opsmigExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 		ExecCopySlot(st->held[st->nheld], slot);
 		ExecMaterializeSlot(st->held[st->nheld]);
 		if (++st->nheld == st->held_size)
-			send_held_rows(st, rinfo);
+			send_held_rows(st, rinfo, false);
 		return slot;
 	}
 	insert_rows(st, rinfo, &slot, 1, inserted_row_is_read(rinfo));
@@ -1119,7 +1152,7 @@ opsmigEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
 		return;
 	if (st->hold_rows)
 	{
-		send_held_rows(st, rinfo);
+		send_held_rows(st, rinfo, true);
 		MemoryContextDelete(st->held_cxt);
 		st->hold_rows = false;
 	}

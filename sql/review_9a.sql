@@ -148,3 +148,20 @@ INSERT INTO review_short (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000009'
 RESET client_min_messages;
 \! python3 test/opsmig_sim.py ctl links
 DROP FOREIGN TABLE review_short;
+
+-- An API error while COPY sends its held rows belongs to any row of the
+-- batch; PostgreSQL names the batch's last line (it named only that line,
+-- a row that had been created).  At the end, no line is named.  (COPY
+-- FROM PROGRAM, so that psql keeps the SQLSTATE.)
+\! python3 test/opsmig_sim.py ctl reset --orgs 12
+ALTER SERVER om OPTIONS (ADD max_concurrent_requests '2');
+SET client_min_messages = error;
+COPY org_migration_links (org_id, link_token) FROM PROGRAM
+  $$printf '5e2211c17a3e5a48f5000001\tdup\n5e2211c17a3e5a48f5000003\tnew\n5e2211c17a3e5a48f5000006\tnew\n'$$;
+\echo :LAST_ERROR_SQLSTATE
+COPY org_migration_links (org_id, link_token) FROM PROGRAM
+  $$printf '5e2211c17a3e5a48f5000006\tnew\n5e2211c17a3e5a48f5000009\tnew\n5e2211c17a3e5a48f5000002\tdup\n'$$;
+\echo :LAST_ERROR_SQLSTATE
+RESET client_min_messages;
+ALTER SERVER om OPTIONS (DROP max_concurrent_requests);
+\! python3 test/opsmig_sim.py ctl links
