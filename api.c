@@ -1025,11 +1025,14 @@ typedef void (*ApiModifyDone) (OpsmigConn *conn, HttpRequest *req,
 
 /*
  * Drive a batch of creates or deletes (reqs, all added) to its end, handing
- * each settled reply to done(), which notes the change.  An error of one
- * request is kept, and the first is raised only once every request of the
- * batch is settled: the rollback warning then lists every change the API
- * made, and no request is abandoned in flight.  If the wait itself ends
- * (cancel, statement_timeout), what is known is noted before the error goes on.
+ * each settled reply to done(), which notes the change.  The first error is
+ * kept and raised once the requests in flight are settled: the rollback
+ * warning then lists every change the API made, and no request is abandoned
+ * in flight.  Requests not sent yet never are: the statement fails anyway,
+ * and each would be one more change the rollback cannot undo (or, under a
+ * bad key or a rate limit, one more refused request).  If the wait itself
+ * ends (cancel, statement_timeout), what is known is noted before the error
+ * goes on.
  */
 static void
 api_modify_batch(OpsmigConn *conn, HttpBatch *batch, List *reqs,
@@ -1042,6 +1045,9 @@ api_modify_batch(OpsmigConn *conn, HttpBatch *batch, List *reqs,
 	{
 		HttpRequest *volatile req = NULL;
 
+		/* After an error, a 429's retry is not sent either. */
+		if (first_error)
+			http_batch_drop_queued(batch);
 		PG_TRY();
 		{
 			req = http_batch_next(batch);

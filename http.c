@@ -875,6 +875,26 @@ http_batch_take_done(HttpBatch *b)
 	return req;
 }
 
+/*
+ * Take every request of this batch that was not sent yet (waiting for a
+ * slot, or for a retry's backoff) out of it: they will never be sent.
+ * Requests in flight are left to finish.
+ */
+void
+http_batch_drop_queued(HttpBatch *b)
+{
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, &b->queue)
+	{
+		HttpRequest *req = dlist_container(HttpRequest, node, iter.cur);
+
+		dlist_delete(&req->node);
+		req->state = HTTP_REQ_DROPPED;
+	}
+	b->queued = 0;
+}
+
 /* Has this request been sent, with no outcome known yet? */
 bool
 http_request_in_flight(const HttpRequest *req)

@@ -27,7 +27,8 @@ typedef enum HttpRequestState
 	HTTP_REQ_QUEUED,			/* waiting for a free slot or for not_before */
 	HTTP_REQ_RUNNING,			/* attached to the multi handle */
 	HTTP_REQ_DONE,				/* completed, not yet handed to the caller */
-	HTTP_REQ_DELIVERED			/* handed to the caller */
+	HTTP_REQ_DELIVERED,			/* handed to the caller */
+	HTTP_REQ_DROPPED			/* taken out of the queue, never sent */
 } HttpRequestState;
 
 typedef struct HttpRequest
@@ -89,6 +90,7 @@ extern void http_batch_retry(HttpBatch *batch, HttpRequest *req,
 extern void http_batch_resend(HttpBatch *batch, HttpRequest *req);
 extern HttpRequest *http_batch_next(HttpBatch *batch);
 extern HttpRequest *http_batch_take_done(HttpBatch *batch);
+extern void http_batch_drop_queued(HttpBatch *batch);
 extern bool http_request_in_flight(const HttpRequest *req);
 extern bool http_batch_idle(HttpBatch *batch);
 
