@@ -895,11 +895,25 @@ http_batch_drop_queued(HttpBatch *b)
 	b->queued = 0;
 }
 
-/* Has this request been sent, with no outcome known yet? */
+/*
+ * Has this request been sent (or begun to be), with no outcome known yet?
+ * Not while it is still resolving the host name, connecting or in the TLS
+ * handshake: libcurl sets the pretransfer time only once it starts to send.
+ */
 bool
 http_request_in_flight(const HttpRequest *req)
 {
-	return req->state == HTTP_REQ_RUNNING;
+	curl_off_t	pretransfer = 0;
+
+	if (req->state != HTTP_REQ_RUNNING)
+		return false;
+	/* Finished, but its reply was lost (out of memory in http_finish). */
+	if (req->handle == NULL)
+		return true;
+	if (curl_easy_getinfo(req->handle->easy, CURLINFO_PRETRANSFER_TIME_T,
+						  &pretransfer) == CURLE_OK && pretransfer == 0)
+		return false;
+	return true;
 }
 
 /*

@@ -9,8 +9,9 @@
 # naming it bind-mounted over /etc/resolv.conf, and a throwaway cluster
 # (test/lib.sh) started inside.  A server whose base_url is on a host name
 # then hangs in the resolver; statement_timeout '200ms' must end the
-# statement within a second (57014), twice, and the backend must still
-# answer.  Nothing leaves the namespace.  Prints "resolver-check: N passed,
+# statement within a second (57014), three times (a lookup, a scan, an
+# INSERT whose POST never left, so no "may have created" warning), and the
+# backend must still answer.  Nothing leaves the namespace.  Prints "resolver-check: N passed,
 # M failed"; non-zero on failure.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -74,7 +75,7 @@ CREATE EXTENSION opsmig_fdw;
 CREATE SERVER om_dns FOREIGN DATA WRAPPER opsmig_fdw
   OPTIONS (base_url :'url', connect_timeout '60', max_retries '0');
 CREATE USER MAPPING FOR CURRENT_USER SERVER om_dns OPTIONS (public_key 'opsmigtest', private_key :'pk');
-CREATE FOREIGN TABLE l_dns (org_id text, status text) SERVER om_dns;
+CREATE FOREIGN TABLE l_dns (org_id text, status text, link_token text) SERVER om_dns;
 SELECT pg_backend_pid() AS pid0 \gset
 SET statement_timeout = '200ms';
 SELECT clock_timestamp() AS t0 \gset
@@ -85,6 +86,10 @@ SELECT clock_timestamp() AS t1 \gset
 SELECT count(*) FROM l_dns;
 \echo second_state=:LAST_ERROR_SQLSTATE
 SELECT 'second_ms=' || round(extract(epoch FROM clock_timestamp() - :'t1') * 1000);
+SELECT clock_timestamp() AS t2 \gset
+INSERT INTO l_dns (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 'tok');
+\echo insert_state=:LAST_ERROR_SQLSTATE
+SELECT 'insert_ms=' || round(extract(epoch FROM clock_timestamp() - :'t2') * 1000);
 RESET statement_timeout;
 SELECT 'alive=' || (pg_backend_pid() = :pid0);
 SQL
@@ -97,6 +102,10 @@ check "statement_timeout during a lookup gives 57014" grep -q '^first_state=5701
 check "it ends within $LIMIT_MS ms" test "${first:-99999}" -lt "$LIMIT_MS"
 check "a scan cancelled during a lookup gives 57014 too" grep -q '^second_state=57014$' <<<"$out"
 check "and ends within $LIMIT_MS ms" test "${second:-99999}" -lt "$LIMIT_MS"
+check "an INSERT cancelled during a lookup gives 57014" grep -q '^insert_state=57014$' <<<"$out"
+check "and ends within $LIMIT_MS ms" test "$(ms insert)" -lt "$LIMIT_MS"
+# The POST never left: no warning that a link may have been created.
+check "and warns of no change (nothing was sent)" bash -c '! grep -q "may have created" <<<"$0"' "$out"
 check "the same backend still answers" grep -q '^ *alive=true$' <<<"$out"
 check "no private key in the output" bash -c '! grep -qF -- "$SIM_PRIVATE_KEY" <<<"$0"' "$out"
 
