@@ -974,9 +974,23 @@ api_note_change(ApiCall *call, bool certain)
 }
 
 /*
+ * Was this completed create or delete sent, with no word from the API on
+ * what it did?  The transfer failed after sending, or a gateway in front
+ * answered that it got no (valid) reply from the API: 502, 504.  Those are
+ * the proxy's pages, never the API's, and say nothing of whether it acted.
+ */
+static bool
+api_reply_lost(HttpRequest *req)
+{
+	if (req->http_code == 0)
+		return api_maybe_reached(req);
+	return req->http_code == 502 || req->http_code == 504;
+}
+
+/*
  * Did this completed create or delete change something, as far as we can
- * tell without throwing?  1: yes (2xx); 0: no; -1: it may have (sent, and
- * the transfer failed before a reply).
+ * tell without throwing?  1: yes (2xx); 0: no; -1: it may have (see
+ * api_reply_lost).
  */
 static int
 api_outcome(OpsmigConn *conn, HttpRequest *req)
@@ -984,8 +998,10 @@ api_outcome(OpsmigConn *conn, HttpRequest *req)
 	OpsmigReply reply;
 	long		code;
 
+	if (api_reply_lost(req))
+		return -1;
 	if (req->http_code == 0)
-		return api_maybe_reached(req) ? -1 : 0;
+		return 0;
 	(void) opsmig_parse_reply(req->response, req->response_len, conn->opts.envelope,
 							  req->http_code, &reply, NULL, 0);
 	code = reply.code;
@@ -1068,8 +1084,8 @@ api_modify_batch(OpsmigConn *conn, HttpBatch *batch, List *reqs,
 		{
 			OpsmigReply reply;
 
-			/* Reset or cut off after it was sent: reported below, noted here. */
-			if (req->http_code == 0 && api_maybe_reached(req))
+			/* Sent, and no word of what the API did: reported below, noted here. */
+			if (api_reply_lost(req))
 				api_note_change((ApiCall *) req->arg, false);
 			if (api_settle(conn, batch, req, &reply))
 				done(conn, req, &reply, arg);

@@ -124,7 +124,7 @@ A fault is {kind, on, org, times, ...params}. `on` is status|create|delete|list|
 Faults are checked in the order they were added, after authentication and routing, so the
 digest handshake still works. A request hit by a fault is still counted in its endpoint
 counter and in `faults_fired`. A fault never changes the data set (the endpoint logic does
-not run), except the four below that run it first. Parameters that do not belong to the kind are refused, to catch typos in tests.
+not run), except the five below that run it first. Parameters that do not belong to the kind are refused, to catch typos in tests.
   http               reply `code` (200..599, default 500) with `body`:
                        json  (default): the standard error body. errorCode/detail come from
                              `error_code`/`detail`, else from defaults per code: 400
@@ -158,7 +158,7 @@ not run), except the four below that run it first. Parameters that do not belong
   stale_nonce        401 with a new nonce and stale=`stale` (default true) although the
                      credentials were right, as if the nonce had expired. Counted as
                      `challenges`.
-These four let the endpoint act first (the data set changes as without the fault), then:
+These five let the endpoint act first (the data set changes as without the fault), then:
   slow               hold the reply `seconds` (default 1) more: a request in flight after
                      the API acted
   lost_reply         close the connection without a reply: the API acted, the client never
@@ -169,6 +169,8 @@ These four let the endpoint act first (the data set changes as without the fault
   openapi_reply      (create) a success becomes `code` (default 200) with the OpenAPI
                      description's body: the source organization's view (createdAt,
                      lastSyncedAt, errorMessage, sourceOrgId, targetOrg), no "status"
+  gateway_timeout    the proxy in front gave up waiting: its HTML 504 page, never
+                     enveloped, although the API acted
 The faults "wrong_shape", "wrong_content_type", "long_status", "control_status" and
 "http" with body=json model the API itself, so envelope=true wraps them. The others model
 a proxy or the network and are sent raw.
@@ -297,9 +299,10 @@ ENDPOINTS = ("list", "status", "create", "delete")
 FAULT_TARGETS = ENDPOINTS + ("any",)
 FAULT_KINDS = ("http", "garbage", "wrong_shape", "wrong_content_type", "long_status",
                "control_status", "oversized", "empty_ok", "stall", "drip", "reset",
-               "stale_nonce", "slow", "lost_reply", "grow", "openapi_reply")
+               "stale_nonce", "slow", "lost_reply", "grow", "openapi_reply",
+               "gateway_timeout")
 # Faults that let the endpoint act first (see the docstring).
-AFTER_FAULTS = ("slow", "lost_reply", "grow", "openapi_reply")
+AFTER_FAULTS = ("slow", "lost_reply", "grow", "openapi_reply", "gateway_timeout")
 # Parameters each fault kind accepts beyond kind/on/org/times, with their defaults.
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "http": {"code": 500, "body": "json", "error_code": None, "detail": None,
@@ -810,6 +813,9 @@ class Simulator:
             reply.seconds = f["seconds"]
         elif kind == "lost_reply":
             reply = Reply(action="stall", seconds=0.0)
+        elif kind == "gateway_timeout":
+            html = PROXY_HTML.format(code=504, reason=reason_phrase(504))
+            reply = Reply(504, html.encode(), "text/html")
         elif kind == "grow" and endpoint == "list":
             with self.lock:
                 n = max(int(o.id[len(ORG_ID_BASE):], 16) for o in self.org_order) + 1 \
@@ -2124,6 +2130,10 @@ def _selftest_body(t: SelfTest, c: Callable, P: str, org: list, sim: Simulator,
         err = e
     c("lost_reply: no reply, link created", err is not None
       and _ctl(url, "links")[1].count(org[3]) == 1, repr(err))
+    fault("gateway_timeout", "--on", "delete")
+    s, h, b = cl.request("DELETE", cr3)
+    c("gateway_timeout: a proxy's 504, the link is gone", s == 504 and b"<html>" in b
+      and org[3] not in _ctl(url, "links")[1], (s, b))
     _ctl(url, "reset", "--orgs", "3")
     fault("grow", "--on", "list")
     s, h, b = cl.request("GET", f"{P}/orgs?itemsPerPage=2")
