@@ -566,6 +566,28 @@ opsmigGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
  * ----------------------------------------------------------------
  */
 
+/*
+ * Whether the statement deletes anything: it is a DELETE, or one of its
+ * WITH queries is (each sits at the top of its own subplan).
+ */
+static bool
+statement_deletes(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->commandType == CMD_DELETE)
+		return true;
+	foreach(lc, stmt->subplans)
+	{
+		Plan	   *plan = (Plan *) lfirst(lc);
+
+		if (plan && IsA(plan, ModifyTable) &&
+			((ModifyTable *) plan)->operation == CMD_DELETE)
+			return true;
+	}
+	return false;
+}
+
 static void
 opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -591,12 +613,13 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
 
 	/*
-	 * A DELETE acts on what is there now, never on a cached answer: neither
-	 * a direct one nor the scan that feeds a row-by-row one (its relation is
-	 * the statement's result relation; a self-join's other side is not).
+	 * A DELETE acts on what is there now, never on a cached answer: no scan
+	 * of a statement that deletes reads the cache, neither the one that
+	 * feeds a row-by-row DELETE nor one that picks its rows from another
+	 * side (DELETE ... WHERE org_id IN (SELECT ... WHERE status = ...),
+	 * USING, a WITH).
 	 */
-	if (fsplan->operation == CMD_SELECT &&
-		!list_member_int(estate->es_plannedstmt->resultRelations, rtindex))
+	if (fsplan->operation == CMD_SELECT && !statement_deletes(estate->es_plannedstmt))
 		st->cache_ttl_ms = opsmig_table_cache_ttl_ms(RelationGetRelid(rel), &st->conn->opts);
 }
 

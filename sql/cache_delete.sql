@@ -24,8 +24,8 @@ SELECT org_id, status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000003' RETURNING org_id, status;
 \! python3 test/opsmig_sim.py ctl counts
 
--- The other side of a self-join in a DELETE may still use the cache; the
--- side that is deleted from may not.
+-- Neither side of a self-join in a DELETE reads the cache (the other
+-- side asks the listing, for s.*, and org 5's status).
 SELECT count(*) FROM org_migration_links;
 \! python3 test/opsmig_sim.py ctl link 5e2211c17a3e5a48f5000005 --status NOT_SYNCED
 \! python3 test/opsmig_sim.py ctl reset-counters

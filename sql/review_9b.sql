@@ -1,0 +1,47 @@
+--
+-- review_9b: what a review of the issue 9 fixes found.
+-- With cache_ttl, no scan of a DELETE reads the cache (also the side that
+-- picks the rows).
+--
+\getenv private_key SIM_PRIVATE_KEY
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+ALTER SERVER om OPTIONS (ADD cache_ttl '60');
+
+-- Cached: org 2 NOT_SYNCED.  Then it becomes SYNCED outside PostgreSQL.
+SELECT org_id, status FROM org_migration_links ORDER BY org_id;
+\! python3 test/opsmig_sim.py ctl link 5e2211c17a3e5a48f5000002 --status SYNCED
+-- The rows are picked by a subquery on the same table: it asks the API
+-- too, so org 2 (live SYNCED) stays and only org 4 goes.
+DELETE FROM org_migration_links
+ WHERE org_id IN (SELECT org_id FROM org_migration_links WHERE status = 'NOT_SYNCED')
+ RETURNING org_id, status;
+\! python3 test/opsmig_sim.py ctl links
+-- The same through USING, with the condition on the other side: cached,
+-- orgs 1 and 5 are SYNCED; live, only org 1 (ALTER SERVER empties the cache).
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+ALTER SERVER om OPTIONS (SET cache_ttl '60');
+SELECT org_id, status FROM org_migration_links ORDER BY org_id;
+\! python3 test/opsmig_sim.py ctl link 5e2211c17a3e5a48f5000005 --status NOT_SYNCED
+DELETE FROM org_migration_links d USING org_migration_links s
+ WHERE d.org_id = s.org_id AND s.status = 'SYNCED'
+ RETURNING d.org_id;
+\! python3 test/opsmig_sim.py ctl links
+-- And in a WITH under a SELECT: cached, orgs 2 and 4 are NOT_SYNCED;
+-- live, only org 2.
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+ALTER SERVER om OPTIONS (SET cache_ttl '60');
+SELECT org_id, status FROM org_migration_links ORDER BY org_id;
+\! python3 test/opsmig_sim.py ctl link 5e2211c17a3e5a48f5000004 --status SYNCED
+WITH d AS (DELETE FROM org_migration_links
+            WHERE org_id IN (SELECT org_id FROM org_migration_links WHERE status = 'NOT_SYNCED')
+            RETURNING org_id)
+SELECT org_id FROM d ORDER BY org_id;
+\! python3 test/opsmig_sim.py ctl links
+-- A SELECT still reads the cache: the second one asks nothing.
+SELECT count(*) FROM org_migration_links;
+\! python3 test/opsmig_sim.py ctl reset-counters
+SELECT count(*) FROM org_migration_links;
+\! python3 test/opsmig_sim.py ctl counts
+
+ALTER SERVER om OPTIONS (DROP cache_ttl);
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
