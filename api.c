@@ -1127,18 +1127,18 @@ api_create_done(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply, void *ar
  * Create the links of n organizations, up to max_concurrent_requests at a
  * time; statuses[i] gets the status the API answered for org_ids[i], or
  * NULL when its reply did not carry one.  Every row is checked before any
- * request is sent.
+ * request is sent.  The requests are also counted in *work, when given.
  */
 void
 api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
-				 char **statuses)
+				 char **statuses, OpsmigStats *work)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "opsmig_fdw create",
 											  ALLOCSET_SMALL_SIZES);
 	ApiCreated	created = {CurrentMemoryContext, statuses};
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, NULL);
+	HttpBatch  *batch = http_batch_create(conn->http, conn->opts.max_concurrent_requests, work);
 	List	   *reqs = NIL;
 	int			i;
 

@@ -39,7 +39,8 @@ extern OpsmigScan *api_scan_begin(OpsmigConn *conn, List *org_ids,
 extern bool api_scan_next(OpsmigScan *scan, OpsmigLink *link);
 
 extern void api_create_links(OpsmigConn *conn, int n, char **org_ids,
-							 char **tokens, char **statuses);
+							 char **tokens, char **statuses,
+							 OpsmigStats *work);
 extern int	api_delete_links(OpsmigConn *conn, List *org_ids,
 							 OpsmigStats *work);
 

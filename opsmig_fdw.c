@@ -156,6 +156,7 @@ typedef struct OpsmigModifyState
 	int			held_size;		/* fixed at the start: options may change */
 	TupleTableSlot **held;
 	MemoryContext held_cxt;
+	OpsmigStats work;			/* API work of these rows, for EXPLAIN */
 } OpsmigModifyState;
 
 /* ----------------------------------------------------------------
@@ -1068,7 +1069,7 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 	for (r = 0; r < n; r++)
 		check_row(st, rinfo, slots[r], &org_ids[r], &tokens[r]);
 
-	api_create_links(st->conn, n, org_ids, tokens, statuses);
+	api_create_links(st->conn, n, org_ids, tokens, statuses, &st->work);
 
 	for (r = 0; r < n; r++)
 	{
@@ -1244,7 +1245,7 @@ opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	status = junk_text(planSlot, st->junk_status);
 	org_name = junk_text(planSlot, st->junk_org_name);
 
-	if (api_delete_links(st->conn, list_make1(org_id), NULL) == 0)
+	if (api_delete_links(st->conn, list_make1(org_id), &st->work) == 0)
 	{
 		MemoryContextSwitchTo(old);
 		return NULL;			/* gone already: not counted as deleted */
@@ -1395,9 +1396,8 @@ explain_filter(ForeignScanState *node, ExplainState *es)
 }
 
 static void
-explain_work(OpsmigScanState *st, ExplainState *es)
+explain_work(const OpsmigStats *w, bool cache_on, ExplainState *es)
 {
-	const OpsmigStats *w = &st->work;
 	char		buf[256];
 
 	if (es->format == EXPLAIN_FORMAT_TEXT)
@@ -1417,7 +1417,7 @@ explain_work(OpsmigScanState *st, ExplainState *es)
 	}
 	ExplainPropertyInteger("API Retries", NULL, w->retries, es);
 	ExplainPropertyInteger("Digest Challenges", NULL, w->challenges, es);
-	if (st->cache_ttl_ms > 0 || w->cache_hits > 0)
+	if (cache_on || w->cache_hits > 0)
 		ExplainPropertyInteger("Cache Hits", NULL, w->cache_hits, es);
 	if (es->timing)
 	{
@@ -1442,7 +1442,22 @@ opsmigExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (es->verbose)
 		explain_filter(node, es);
 	if (es->analyze && st)
-		explain_work(st, es);
+		explain_work(&st->work, st->cache_ttl_ms > 0, es);
+}
+
+/*
+ * The requests of an INSERT or a row-by-row DELETE are the modify's own,
+ * not the scan's under it: shown on the ModifyTable node.
+ */
+static void
+opsmigExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						   List *fdw_private, int subplan_index,
+						   ExplainState *es)
+{
+	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
+
+	if (es->analyze && st)
+		explain_work(&st->work, false, es);
 }
 
 static void
@@ -1458,7 +1473,7 @@ opsmigExplainDirectModify(ForeignScanState *node, ExplainState *es)
 		explain_filter(node, es);
 	if (es->analyze)
 	{
-		explain_work(st, es);
+		explain_work(&st->work, st->cache_ttl_ms > 0, es);
 		ExplainPropertyInteger("Links Deleted", NULL, st->deleted, es);
 	}
 }
@@ -1542,6 +1557,7 @@ opsmig_fdw_handler(PG_FUNCTION_ARGS)
 	routine->EndDirectModify = opsmigEndDirectModify;
 
 	routine->ExplainForeignScan = opsmigExplainForeignScan;
+	routine->ExplainForeignModify = opsmigExplainForeignModify;
 	routine->ExplainDirectModify = opsmigExplainDirectModify;
 
 	routine->ImportForeignSchema = opsmigImportForeignSchema;

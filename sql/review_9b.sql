@@ -1,7 +1,8 @@
 --
 -- review_9b: what a review of the issue 9 fixes found.
 -- With cache_ttl, no scan of a DELETE reads the cache (also the side that
--- picks the rows).
+-- picks the rows); EXPLAIN ANALYZE shows a row-by-row DELETE's requests on
+-- the Delete node.
 --
 \getenv private_key SIM_PRIVATE_KEY
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
@@ -43,5 +44,26 @@ SELECT count(*) FROM org_migration_links;
 SELECT count(*) FROM org_migration_links;
 \! python3 test/opsmig_sim.py ctl counts
 
+-- EXPLAIN ANALYZE of a row-by-row DELETE and of an INSERT: the DELETE and
+-- POST requests show on the Delete / Insert node, the scan's on the scan.
 ALTER SERVER om OPTIONS (DROP cache_ttl);
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+CREATE FUNCTION review_9b_requests(q text) RETURNS TABLE (node text, list bigint, status bigint, created bigint, deleted bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || q INTO j;
+  RETURN QUERY
+  SELECT p->>'Node Type', (p->>'API List Requests')::bigint, (p->>'API Status Requests')::bigint,
+         (p->>'API Create Requests')::bigint, (p->>'API Delete Requests')::bigint
+    FROM (SELECT j->0->'Plan' AS p
+          UNION ALL SELECT json_array_elements(j->0->'Plan'->'Plans')) AS n;
+END $$;
+SELECT * FROM review_9b_requests(
+  'DELETE FROM org_migration_links WHERE status = ''NOT_SYNCED'' RETURNING org_id');
+SELECT * FROM review_9b_requests(
+  'INSERT INTO org_migration_links (org_id, link_token) VALUES (''5e2211c17a3e5a48f5000002'', ''t2''), (''5e2211c17a3e5a48f5000004'', ''t4'')');
+DROP FUNCTION review_9b_requests(text);
+
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
