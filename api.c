@@ -1078,7 +1078,7 @@ api_modify_batch(OpsmigConn *conn, HttpBatch *batch, List *reqs,
 		if (req == NULL)
 			break;
 		/* Forget again now: another session may have cached it while this ran. */
-		cache_forget(conn, ((ApiCall *) req->arg)->org_id);
+		opsmig_forget_org(((ApiCall *) req->arg)->org_id);
 
 		PG_TRY();
 		{
@@ -1161,7 +1161,7 @@ api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
 	}
 	for (i = 0; i < n; i++)
 	{
-		cache_forget(conn, org_ids[i]);
+		opsmig_forget_org(org_ids[i]);
 		http_batch_add(batch, (HttpRequest *) list_nth(reqs, i), false);
 	}
 
@@ -1204,7 +1204,7 @@ api_delete_links(OpsmigConn *conn, List *org_ids, OpsmigStats *work)
 	{
 		HttpRequest *req = api_request(conn, API_DELETE, lfirst(lc), 0);
 
-		cache_forget(conn, lfirst(lc));
+		opsmig_forget_org(lfirst(lc));
 		reqs = lappend(reqs, req);
 		http_batch_add(batch, req, false);
 	}

@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "cache.h"
 #include "cluster.h"
 #include "http.h"
 #include "opsmig_fdw.h"
@@ -176,6 +177,31 @@ opsmig_flush_all_stats(void)
 	hash_seq_init(&scan, ConnectionHash);
 	while ((conn = hash_seq_search(&scan)) != NULL)
 		opsmig_conn_flush(conn);
+}
+
+/*
+ * This backend changed the link of an organization: forget it in the cache
+ * of every connection, not only the one that changed it, so the backend
+ * sees its own change through any user mapping or server (SET ROLE, a
+ * PUBLIC mapping next to a role's own, two servers on one API).  The shared
+ * cache forgets it under every key at once.
+ */
+void
+opsmig_forget_org(const char *org_id)
+{
+	HASH_SEQ_STATUS scan;
+	OpsmigConn *conn;
+
+	if (shared_cache_enabled())
+	{
+		shared_cache_forget(org_id);
+		return;
+	}
+	if (ConnectionHash == NULL)
+		return;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+		cache_forget(conn, org_id);
 }
 
 static void

@@ -129,5 +129,6 @@ typedef struct OpsmigConn
 
 extern OpsmigConn *opsmig_get_connection(UserMapping *user);
 extern void opsmig_note_remote_change(const char *what);
+extern void opsmig_forget_org(const char *org_id);
 
 #endif							/* OPSMIG_FDW_H */

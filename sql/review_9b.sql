@@ -2,7 +2,8 @@
 -- review_9b: what a review of the issue 9 fixes found.
 -- With cache_ttl, no scan of a DELETE reads the cache (also the side that
 -- picks the rows); EXPLAIN ANALYZE shows a row-by-row DELETE's requests on
--- the Delete node.
+-- the Delete node; a change made through one user mapping is forgotten by
+-- every cache of the backend.
 --
 \getenv private_key SIM_PRIVATE_KEY
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
@@ -66,4 +67,25 @@ SELECT * FROM review_9b_requests(
   'INSERT INTO org_migration_links (org_id, link_token) VALUES (''5e2211c17a3e5a48f5000002'', ''t2''), (''5e2211c17a3e5a48f5000004'', ''t4'')');
 DROP FUNCTION review_9b_requests(text);
 
+-- A DELETE through another role's user mapping, in the same backend: the
+-- first role's cache forgets the organization as well.
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+ALTER SERVER om OPTIONS (ADD cache_ttl '60');
+CREATE ROLE opsmig_review_9b;
+GRANT USAGE ON FOREIGN SERVER om TO opsmig_review_9b;
+GRANT SELECT, DELETE ON org_migration_links TO opsmig_review_9b;
+CREATE USER MAPPING FOR opsmig_review_9b SERVER om
+  OPTIONS (public_key 'opsmigtest', private_key :'private_key');
+SELECT org_id, status FROM org_migration_links ORDER BY org_id;
+SET ROLE opsmig_review_9b;
+DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
+\echo :ROW_COUNT
+RESET ROLE;
+SELECT org_id, status FROM org_migration_links ORDER BY org_id;
+
+DROP USER MAPPING FOR opsmig_review_9b SERVER om;
+REVOKE ALL ON org_migration_links FROM opsmig_review_9b;
+REVOKE USAGE ON FOREIGN SERVER om FROM opsmig_review_9b;
+DROP ROLE opsmig_review_9b;
+ALTER SERVER om OPTIONS (DROP cache_ttl);
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
