@@ -79,6 +79,7 @@ struct OpsmigScan
 	HttpBatch  *batch;
 	MemoryContext cxt;
 	bool		list_all;		/* status of every listed organization */
+	bool		need_names;		/* org_name is wanted */
 	bool		listing;		/* pages are (still) being fetched */
 	HTAB	   *names;			/* org_id -> name, for an id list with names */
 	HTAB	   *seen;			/* org ids listed so far (pages may shift) */
@@ -92,7 +93,7 @@ struct OpsmigScan
 	int			listed_cap;
 };
 
-static void api_scan_org(OpsmigScan *scan, const char *id, char *conv);
+static void api_scan_org(OpsmigScan *scan, const char *id, char *name);
 static void api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name);
 
 /* ----------------------------------------------------------------
@@ -716,6 +717,7 @@ api_scan_begin(OpsmigConn *conn, List *org_ids, bool list_all, bool need_names,
 	scan->conn = conn;
 	scan->cxt = CurrentMemoryContext;
 	scan->list_all = list_all;
+	scan->need_names = need_names;
 	scan->ttl_ms = cache_ttl_ms;
 	scan->cache_gen = cache_ttl_ms > 0 ? cache_generation(conn) : 0;
 	scan->work = work;
@@ -798,10 +800,11 @@ api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org_name)
 
 /*
  * One organization of the listing (from a page, or from the cache), its
- * name a palloc'd string in the server encoding, or NULL.
+ * name a palloc'd UTF-8 string (kept even when this scan does not show
+ * it, as the cached listing serves scans that do), or NULL.
  */
 static void
-api_scan_org(OpsmigScan *scan, const char *id, char *conv)
+api_scan_org(OpsmigScan *scan, const char *id, char *name)
 {
 	bool		found;
 
@@ -816,10 +819,10 @@ api_scan_org(OpsmigScan *scan, const char *id, char *conv)
 	{
 		OrgName    *entry = hash_search(scan->names, id, HASH_ENTER, NULL);
 
-		entry->name = conv;
+		entry->name = name;
 	}
 	if (scan->list_all)
-		api_scan_want_status(scan, id, conv);
+		api_scan_want_status(scan, id, name);
 	if (scan->ttl_ms > 0 && scan->listing)
 	{
 		if (scan->nlisted >= scan->listed_cap)
@@ -830,14 +833,41 @@ api_scan_org(OpsmigScan *scan, const char *id, char *conv)
 				palloc(sizeof(CachedOrg) * scan->listed_cap);
 		}
 		strlcpy(scan->listed[scan->nlisted].org_id, id, sizeof(scan->listed[0].org_id));
-		scan->listed[scan->nlisted++].name = conv;
+		scan->listed[scan->nlisted++].name = name;
 	}
+}
+
+static void
+api_name_context(void *arg)
+{
+	errcontext("converting the name of organization %s", (const char *) arg);
+}
+
+/*
+ * The name of a row's organization, converted from the API's UTF-8 to the
+ * database encoding.  Names are kept in UTF-8 until a row shows one: a
+ * name the encoding cannot hold (Japanese in a LATIN1 database) fails only
+ * a query that shows it, not every scan that lists the organizations.
+ */
+static char *
+api_org_name(const char *org_id, char *utf8)
+{
+	ErrorContextCallback cb;
+	char	   *conv;
+
+	cb.callback = api_name_context;
+	cb.arg = unconstify(char *, org_id);
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	conv = pg_any_to_server(utf8, strlen(utf8), PG_UTF8);
+	error_context_stack = cb.previous;
+	return conv;
 }
 
 static void
 api_scan_page_org(const char *id, const char *name, void *arg)
 {
-	api_scan_org((OpsmigScan *) arg, id, name ? api_text(name) : NULL);
+	api_scan_org((OpsmigScan *) arg, id, name ? pstrdup(name) : NULL);
 }
 
 static void
@@ -903,6 +933,9 @@ api_scan_fetch(OpsmigScan *scan, OpsmigLink *link)
 
 				link->org_name = entry ? entry->name : NULL;
 			}
+			if (link->org_name)
+				link->org_name = scan->need_names ?
+					api_org_name(link->org_id, link->org_name) : NULL;
 			return true;
 		}
 

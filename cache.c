@@ -21,8 +21,9 @@
  * with a newer one, and an answer from an older scan is then not stored.
  * The numbers run backend-wide, so they also outlive a dropped cache.
  *
- * Texts are kept in the server encoding, as the scan returns them; a scan
- * answered from the cache copies them without converting again.
+ * Statuses are kept in the server encoding, as the scan returns them, and
+ * names in the API's UTF-8 (a scan converts a name only for a row that
+ * shows it), so a scan answered from the cache converts nothing twice.
  *
  * When opsmig_fdw is preloaded, the answers go to shared memory instead
  * (shared_cache.c), under a key computed once per connection here; every

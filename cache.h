@@ -16,7 +16,7 @@
 typedef struct CachedOrg
 {
 	char		org_id[25];
-	char	   *name;			/* may be NULL */
+	char	   *name;			/* UTF-8, as the API sent it; may be NULL */
 } CachedOrg;
 
 extern bool cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,

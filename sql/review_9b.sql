@@ -3,7 +3,8 @@
 -- With cache_ttl, no scan of a DELETE reads the cache (also the side that
 -- picks the rows); EXPLAIN ANALYZE shows a row-by-row DELETE's requests on
 -- the Delete node; a change made through one user mapping is forgotten by
--- every cache of the backend.
+-- every cache of the backend; an organization name the database encoding
+-- cannot hold fails only the queries that show it.
 --
 \getenv private_key SIM_PRIVATE_KEY
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
@@ -88,4 +89,35 @@ REVOKE ALL ON org_migration_links FROM opsmig_review_9b;
 REVOKE USAGE ON FOREIGN SERVER om FROM opsmig_review_9b;
 DROP ROLE opsmig_review_9b;
 ALTER SERVER om OPTIONS (DROP cache_ttl);
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+
+-- In a LATIN1 database, an organization whose name LATIN1 cannot hold
+-- fails only the queries that show that name; the others, DELETE included,
+-- work, from the API and from the cache alike.
+\! python3 test/opsmig_sim.py ctl reset --orgs 3
+\! python3 test/opsmig_sim.py ctl rename 5e2211c17a3e5a48f5000001 東京
+\! python3 test/opsmig_sim.py ctl rename 5e2211c17a3e5a48f5000002 Société
+\getenv sim_url SIM_URL
+\set base_url :sim_url/api/public/v1.0
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE opsmig_review_9b_latin1 ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
+\c opsmig_review_9b_latin1
+SET client_encoding = 'UTF8';
+CREATE EXTENSION opsmig_fdw;
+CREATE SERVER om FOREIGN DATA WRAPPER opsmig_fdw
+  OPTIONS (base_url :'base_url', cache_ttl '60');
+CREATE USER MAPPING FOR CURRENT_USER SERVER om
+  OPTIONS (public_key 'opsmigtest', private_key :'private_key');
+CREATE FOREIGN TABLE links (org_id text, org_name text, status text) SERVER om;
+CREATE FOREIGN TABLE links_ids (org_id text, status text) SERVER om;
+SELECT org_id, status FROM links ORDER BY org_id;
+SELECT org_id, status FROM links_ids ORDER BY org_id;
+SELECT org_id, org_name FROM links WHERE org_id = '5e2211c17a3e5a48f5000002';
+-- Again, from the cached listing.
+SELECT org_id, org_name FROM links WHERE org_id = '5e2211c17a3e5a48f5000002';
+SELECT org_id, org_name FROM links ORDER BY org_id;
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM links_ids WHERE status = 'NOT_SYNCED' RETURNING org_id;
+\c :regress_db
+DROP DATABASE opsmig_review_9b_latin1;
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
