@@ -252,13 +252,16 @@ set_exit_callback(void)
 
 /*
  * Add what "now" counted since "flushed" to the shared entry of this key,
- * then remember "now" as flushed.  Never throws (it runs at transaction
- * abort and at exit).
+ * then remember "now" as flushed.  *peak_ms is the slowest request since
+ * then (now->max_ms is the backend's slowest ever, which may predate a
+ * reset of the cluster's counters or belong to another role's use of a
+ * PUBLIC mapping); it starts again from 0.  Never throws (it runs at
+ * transaction abort and at exit).
  */
 void
 opsmig_stats_flush(Oid dbid, Oid userid, Oid serverid, Oid umid,
 				   const char *server_name, const OpsmigStats *now,
-				   OpsmigStats *flushed)
+				   OpsmigStats *flushed, double *peak_ms)
 {
 	StatsKey	key;
 	StatsEntry *e;
@@ -302,10 +305,11 @@ opsmig_stats_flush(Oid dbid, Oid userid, Oid serverid, Oid umid,
 			e64[i] += n64[i] - f64[i];
 		for (i = 0; i < STATS_NUM_SUMS; i++)
 			esum[i] += nsum[i] - fsum[i];
-		e->stats.max_ms = Max(e->stats.max_ms, now->max_ms);
+		e->stats.max_ms = Max(e->stats.max_ms, *peak_ms);
 	}
 	LWLockRelease(&cluster_locks[LOCK_STATS].lock);
 	*flushed = *now;
+	*peak_ms = 0;
 }
 
 PG_FUNCTION_INFO_V1(opsmig_fdw_cluster_stats);

@@ -55,7 +55,8 @@ extern void opsmig_cluster_init(void);
 extern bool opsmig_cluster_loaded(void);
 extern void opsmig_stats_flush(Oid dbid, Oid userid, Oid serverid, Oid umid,
 							   const char *server_name,
-							   const OpsmigStats *now, OpsmigStats *flushed);
+							   const OpsmigStats *now, OpsmigStats *flushed,
+							   double *peak_ms);
 
 extern void opsmig_activity_begin(MemoryContext stmt_cxt, const char *server_name);
 extern void opsmig_activity_set_phase(OpsmigPhase phase, TimestampTz until);

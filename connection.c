@@ -103,7 +103,7 @@ opsmig_connect(OpsmigConn *conn, UserMapping *user)
 													ObjectIdGetDatum(user->umid));
 	conn->invalidated = false;
 	conn->http = http_session_create(conn->cxt, &conn->opts, conn->public_key,
-									 conn->private_key, &conn->stats);
+									 conn->private_key, &conn->stats, &conn->peak_ms);
 	conn->limiter = ratelimit_create(conn->cxt, conn, &conn->stats);
 	http_session_set_limiter(conn->http, conn->limiter);
 	elog(DEBUG1, "opsmig_fdw: new HTTP session for server \"%s\", API key \"%s\"",
@@ -163,7 +163,7 @@ opsmig_conn_flush(OpsmigConn *conn)
 {
 	opsmig_stats_flush(MyDatabaseId, conn->userid, conn->serverid, conn->umid,
 					   conn->server_name ? conn->server_name : "",
-					   &conn->stats, &conn->flushed);
+					   &conn->stats, &conn->flushed, &conn->peak_ms);
 }
 
 void

@@ -68,6 +68,7 @@ struct HttpSession
 	const char *user;
 	const char *password;
 	OpsmigStats *stats;
+	double	   *peak_ms;		/* slowest request since the owner last took it */
 	RateLimiter *limiter;		/* the API's rate limit (ratelimit.c); may be NULL */
 	bool		paced;			/* it held a request back in this round */
 	struct curl_slist *headers;
@@ -319,7 +320,8 @@ handle_configure(HttpSession *s, HttpHandle *h)
 
 HttpSession *
 http_session_create(MemoryContext cxt, const OpsmigServerOptions *opts,
-					const char *user, const char *password, OpsmigStats *stats)
+					const char *user, const char *password, OpsmigStats *stats,
+					double *peak_ms)
 {
 	HttpSession *s;
 
@@ -329,6 +331,7 @@ http_session_create(MemoryContext cxt, const OpsmigServerOptions *opts,
 	s->user = user;
 	s->password = password;
 	s->stats = stats;
+	s->peak_ms = peak_ms;
 	s->timer_deadline = -1;
 	dlist_init(&s->batches);
 
@@ -567,6 +570,8 @@ http_finish(HttpRequest *req, CURLcode result)
 	opsmig_activity_request_done();
 
 	http_count(s->stats, req, nconnects);
+	if (req->elapsed_ms > *s->peak_ms)
+		*s->peak_ms = req->elapsed_ms;
 	if (req->batch->work)
 		http_count(req->batch->work, req, nconnects);
 

@@ -76,7 +76,7 @@ typedef struct HttpRequest
 extern HttpSession *http_session_create(MemoryContext cxt,
 										const OpsmigServerOptions *opts,
 										const char *user, const char *password,
-										OpsmigStats *stats);
+										OpsmigStats *stats, double *peak_ms);
 extern void http_session_destroy(HttpSession *session);
 extern void http_session_set_limiter(HttpSession *session, RateLimiter *limiter);
 extern bool http_session_busy(HttpSession *session);

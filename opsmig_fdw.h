@@ -118,6 +118,8 @@ typedef struct OpsmigConn
 	RateLimiter *limiter;		/* the pacer of this API key (ratelimit.c) */
 	OpsmigStats stats;
 	OpsmigStats flushed;		/* stats as last added to the cluster's (cluster.c) */
+	double		peak_ms;		/* slowest request since then: max_ms is the
+								 * backend's, and outlives a cluster reset */
 	Oid			userid;			/* the local role of the last use, for those */
 	MemoryContext cxt;			/* holds everything above */
 	bool		invalidated;	/* server or mapping changed: rebuild when idle */

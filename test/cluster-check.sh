@@ -107,6 +107,16 @@ check "the README's queries run" psql -X -q -v ON_ERROR_STOP=1 -o /dev/null \
   FROM opsmig_fdw_activity"
 psql -X -q -U watcher -c "SELECT opsmig_fdw_cluster_stats_reset()" 2>"$WORK/reset.err" || true
 check "the reset function is refused to other roles (42501)" grep -q "permission denied" "$WORK/reset.err"
+# max_ms after a reset is the slowest request since the reset, not the slowest
+# this backend ever made: one session, a slow lookup, reset, a fast lookup.
+max_after_reset=$(psql -X -At -v ON_ERROR_STOP=1 \
+	-c "\\! python3 $SIM ctl latency 500 >/dev/null" \
+	-c "SELECT status FROM org_migration_links WHERE org_id = '$ORG1'" \
+	-c "\\! python3 $SIM ctl latency 0 >/dev/null" \
+	-c "SELECT opsmig_fdw_cluster_stats_reset()" \
+	-c "SELECT status FROM org_migration_links WHERE org_id = '$ORG1'" \
+	-c "SELECT max_ms < 400 FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'" | tail -n 1)
+eq "max_ms after a reset does not show a request made before it" "t" "$max_after_reset"
 
 log "2. live progress of a slow scan"
 sim latency 400 >/dev/null
