@@ -7,10 +7,11 @@
  *
  * What may be shared.  An answer is keyed by a SHA-256 digest of the
  * database, server OID, base_url, public key and private key that fetched it,
- * so it is only ever given to a connection that would have been given the
- * same answer by the API: another key (even one that knows the public key
- * but not the private one), another server or another database never sees
- * it, and ALTER SERVER or ALTER USER MAPPING makes a new digest.  The private
+ * and of how it travelled (ssl_verify, ca_file, proxy, envelope), so it is
+ * only ever given to a connection that would have been given the same answer
+ * by the API over the same path: another key (even one that knows the public
+ * key but not the private one), another server or another database never
+ * sees it, and changing any of these makes a new digest.  The private
  * key is never stored, only mixed into the digest.
  *
  * Size.  opsmig_fdw.shared_cache_size entries, fixed at server start: one per
@@ -143,18 +144,27 @@ shared_cache_enabled(void)
 	return sc != NULL && shared_cache_size > 0;
 }
 
-/* The digest that names what this connection may see. */
+/*
+ * The digest that names what this connection may see.  How the answers
+ * reached us is part of it too (certificate checks, CA, proxy, envelope): an
+ * answer read with ssl_verify off must not be served once it is on, as
+ * without preloading, where any ALTER SERVER drops the cache.
+ */
 void
 shared_cache_key(OpsmigConn *conn, uint8 *digest)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	Oid			ids[2] = {MyDatabaseId, conn->serverid};
-	const char *parts[3] = {conn->opts.base_url, conn->public_key, conn->private_key};
+	const OpsmigServerOptions *o = &conn->opts;
+	bool		flags[4] = {o->ssl_verify, o->envelope, o->ca_file != NULL, o->proxy != NULL};
+	const char *parts[5] = {o->base_url, conn->public_key, conn->private_key,
+		o->ca_file ? o->ca_file : "", o->proxy ? o->proxy : ""};
 	int			i;
 	bool		ok;
 
 	ok = pg_cryptohash_init(ctx) == 0 &&
-		pg_cryptohash_update(ctx, (const uint8 *) ids, sizeof(ids)) == 0;
+		pg_cryptohash_update(ctx, (const uint8 *) ids, sizeof(ids)) == 0 &&
+		pg_cryptohash_update(ctx, (const uint8 *) flags, sizeof(flags)) == 0;
 	/* With each terminating NUL, so no two splits of a string collide. */
 	for (i = 0; ok && i < lengthof(parts); i++)
 		ok = pg_cryptohash_update(ctx, (const uint8 *) parts[i], strlen(parts[i]) + 1) == 0;

@@ -255,6 +255,21 @@ eq "another session then gets the truth, not the stale answer (3 links)" "3" \
 	"$(q "SELECT count(*) FROM race.org_migration_links")"
 sim clear-faults >/dev/null
 
+# Answers fetched without certificate verification are not served once the
+# server verifies (as without preloading, where ALTER SERVER drops the cache).
+q "CREATE SERVER om_verify FOREIGN DATA WRAPPER opsmig_fdw
+     OPTIONS (base_url '$base_url', cache_ttl '300', ssl_verify 'false');
+   CREATE USER MAPPING FOR CURRENT_USER SERVER om_verify
+     OPTIONS (public_key 'opsmigtest', private_key '$SIM_PRIVATE_KEY');
+   CREATE SCHEMA verify;
+   IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_verify INTO verify;" >/dev/null
+q "SELECT count(*) FROM verify.org_migration_links" >/dev/null
+q "ALTER SERVER om_verify OPTIONS (SET ssl_verify 'true')" >/dev/null
+before=$(simstat status)
+q "SELECT count(*) FROM verify.org_migration_links" >/dev/null
+eq "after ALTER SERVER ... ssl_verify 'true' another session asks the API again (5 organizations)" \
+	"5" "$(( $(simstat status) - before ))"
+
 eq "the shared cache holds at most its size" "t" \
 	"$(q "SELECT size <= 64 * 1024 FROM pg_shmem_allocations WHERE name = 'opsmig_fdw shared cache'")"
 sim reset >/dev/null
