@@ -12,12 +12,14 @@
  *
  * Counters.  A backend counts in its own connections (OpsmigConn.stats, as
  * without preloading) and adds what it counted since its last flush to a
- * shared entry when each transaction ends, commit or abort, and when it
- * exits.  So a third session sees the work of a finished statement at once,
- * never half a statement's counts, and nothing is counted twice.  An entry is
- * keyed by database, role, server and user mapping: server and user mapping
- * OIDs mean something only in their database, and the role says whose work
- * it was (a PUBLIC mapping is shared by many).  The summing does not name the
+ * shared entry when each opsmig_fdw statement ends (with its activity row),
+ * when each transaction ends, commit or abort, and when it exits.  So a
+ * third session sees the work of a finished statement at once (also in a
+ * transaction block left open), never half a statement's counts, and
+ * nothing is counted twice.  An entry is keyed by database, role, server
+ * and user mapping: server and user mapping OIDs mean something only in
+ * their database, and the role says whose work it was (a PUBLIC mapping is
+ * shared by many).  The summing does not name the
  * counters: OpsmigStats is int64 counters, then sums in double, then max_ms
  * (checked below), so a new counter is summed without new code here.
  *
@@ -444,6 +446,8 @@ activity_end(void *arg)
 		return;
 	my_activity.active = false;
 	activity_publish();
+	/* Its counts too: a transaction block may stay open for hours. */
+	opsmig_flush_all_stats();
 }
 
 /*

@@ -107,6 +107,17 @@ check "the README's queries run" psql -X -q -v ON_ERROR_STOP=1 -o /dev/null \
   FROM opsmig_fdw_activity"
 psql -X -q -U watcher -c "SELECT opsmig_fdw_cluster_stats_reset()" 2>"$WORK/reset.err" || true
 check "the reset function is refused to other roles (42501)" grep -q "permission denied" "$WORK/reset.err"
+# A finished statement shows at once, also inside a transaction block (a
+# client that never commits its SELECTs, as psycopg2 by default).
+in_block=$(psql -X -q -At -v ON_ERROR_STOP=1 <<SQL | tail -n 1
+SELECT opsmig_fdw_cluster_stats_reset();
+BEGIN;
+SELECT status FROM org_migration_links WHERE org_id = '$ORG1';
+\! psql -X -At -c "SELECT coalesce(sum(status_requests), 0) FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'"
+COMMIT;
+SQL
+)
+eq "a statement done in a still open transaction shows to a third session" "1" "$in_block"
 # max_ms after a reset is the slowest request since the reset, not the slowest
 # this backend ever made: one session, a slow lookup, reset, a fast lookup.
 max_after_reset=$(psql -X -At -v ON_ERROR_STOP=1 \
