@@ -36,6 +36,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
+#include "foreign/foreign.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -293,10 +294,13 @@ opsmig_stats_flush(Oid dbid, Oid userid, Oid serverid, Oid umid,
 		memset(&key, 0, sizeof(key));
 		e = hash_search(stats_hash, &key, HASH_FIND, &found);
 	}
-	else if (!found)
+	else
 	{
-		strlcpy(e->server_name, server_name, sizeof(e->server_name));
-		memset(&e->stats, 0, sizeof(OpsmigStats));
+		if (!found)
+			memset(&e->stats, 0, sizeof(OpsmigStats));
+		/* The name as of this use: the server may have been renamed since. */
+		if (!found || server_name[0] != '\0')
+			strlcpy(e->server_name, server_name, sizeof(e->server_name));
 	}
 	/* The overflow entry was made at startup and is never removed. */
 	{
@@ -326,6 +330,20 @@ text_or_null(const char *s, bool *isnull)
 {
 	*isnull = (s == NULL);
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/*
+ * An entry's server name: the server's name now if it is in this database
+ * (as database and role are looked up now), else as of its last flush.
+ */
+static const char *
+entry_server_name(const StatsEntry *e)
+{
+	ForeignServer *server = NULL;
+
+	if (e->key.dbid == MyDatabaseId)
+		server = GetForeignServerExtended(e->key.serverid, FSV_MISSING_OK);
+	return server ? server->servername : e->server_name;
 }
 
 /*
@@ -383,7 +401,7 @@ opsmig_fdw_cluster_stats(PG_FUNCTION_ARGS)
 		c++;
 		values[c] = text_or_null(overflow ? NULL : GetUserNameFromId(copy[r].key.userid, true), &nulls[c]);
 		c++;
-		values[c] = text_or_null(overflow ? NULL : copy[r].server_name, &nulls[c]);
+		values[c] = text_or_null(overflow ? NULL : entry_server_name(&copy[r]), &nulls[c]);
 		c++;
 		values[c] = ObjectIdGetDatum(copy[r].key.umid);
 		nulls[c++] = overflow;

@@ -128,6 +128,16 @@ max_after_reset=$(psql -X -At -v ON_ERROR_STOP=1 \
 	-c "SELECT status FROM org_migration_links WHERE org_id = '$ORG1'" \
 	-c "SELECT max_ms < 400 FROM opsmig_fdw_cluster_stats WHERE server_name = 'om'" | tail -n 1)
 eq "max_ms after a reset does not show a request made before it" "t" "$max_after_reset"
+# server_name is the server's name now, as database and role are.
+q "CREATE SERVER om_ren FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url '$base_url');
+   CREATE USER MAPPING FOR CURRENT_USER SERVER om_ren
+     OPTIONS (public_key 'opsmigtest', private_key '$SIM_PRIVATE_KEY');
+   CREATE SCHEMA ren;
+   IMPORT FOREIGN SCHEMA opsmig FROM SERVER om_ren INTO ren;" >/dev/null
+q "SELECT status FROM ren.org_migration_links WHERE org_id = '$ORG1'" >/dev/null
+q "ALTER SERVER om_ren RENAME TO om_renamed" >/dev/null
+eq "after ALTER SERVER ... RENAME TO the counters show under the new name" "om_renamed" \
+	"$(q "SELECT string_agg(server_name, ',') FROM opsmig_fdw_cluster_stats WHERE server_name LIKE 'om_ren%'")"
 
 log "2. live progress of a slow scan"
 sim latency 400 >/dev/null
