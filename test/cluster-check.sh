@@ -142,14 +142,20 @@ eq "after ALTER SERVER ... RENAME TO the counters show under the new name" "om_r
 log "2. live progress of a slow scan"
 sim latency 400 >/dev/null
 # poll_activity PID SECONDS: print "done/planned phase" samples of PID's row
-# every 0.1 s until it is gone (at most SECONDS).
+# every 0.1 s until it is gone (at most SECONDS).  Before the row first shows
+# (the session may still be planning or connecting on a busy machine) it waits
+# as long as the background session ($BG) runs.
 poll_activity() {
-	local pid=$1 i
+	local pid=$1 i seen=0
 	for i in $(seq 1 $(($2 * 10))); do
 		local row
 		row=$(q "SELECT requests_done || '/' || requests_planned || ' ' || phase || ' ' || (waiting_until IS NOT NULL) FROM opsmig_fdw_activity WHERE pid = $pid")
-		[ -n "$row" ] || { [ "$i" -gt 1 ] && return 0; }
-		[ -z "$row" ] || echo "$row"
+		if [ -n "$row" ]; then
+			seen=1
+			echo "$row"
+		elif [ "$seen" = 1 ] || ! kill -0 "$BG" 2>/dev/null; then
+			return 0
+		fi
 		sleep 0.1
 	done
 }
