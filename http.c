@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "cluster.h"
+#include "compat.h"
 #include "http.h"
 #include "ratelimit.h"
 
@@ -728,7 +729,7 @@ http_wait(HttpSession *s, TimestampTz next_wake)
 
 	if (timeout_ms > 0)
 	{
-		set = CreateWaitEventSet(CurrentMemoryContext, s->nsockets + 2);
+		set = opsmig_create_wait_event_set(s->nsockets + 2);
 		PG_TRY();
 		{
 			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);

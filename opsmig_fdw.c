@@ -51,6 +51,7 @@
 #include "api.h"
 #include "api_parse.h"
 #include "cluster.h"
+#include "compat.h"
 #include "opsmig_fdw.h"
 #include "ratelimit.h"
 
@@ -173,14 +174,6 @@ column_attno(OpsmigColumn *colmap, int natts, OpsmigColumn col)
 		if (colmap[i] == col)
 			return i + 1;
 	return InvalidAttrNumber;
-}
-
-static Oid
-scan_user_id(EState *estate, Index rtindex)
-{
-	RangeTblEntry *rte = exec_rt_fetch(rtindex, estate);
-
-	return rte->checkAsUser ? rte->checkAsUser : GetUserId();
 }
 
 static OpsmigConn *
@@ -478,9 +471,8 @@ add_param_path(PlannerInfo *root, RelOptInfo *baserel, OpsmigRelInfo *info,
 	nids = estimate_ids(kind, value);
 	org_scan_cost(info, nids, info->need_names, nids, &startup, &total);
 	add_path(baserel, (Path *)
-			 create_foreignscan_path(root, baserel, NULL, Min(ppi->ppi_rows, nids),
-									 startup, total, NIL, required_outer,
-									 NULL, NIL));
+			 opsmig_foreign_base_path(root, baserel, Min(ppi->ppi_rows, nids),
+									  startup, total, required_outer));
 }
 
 static void
@@ -495,9 +487,8 @@ opsmigGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 				  info->filter == ORG_FILTER_NONE || info->need_names,
 				  baserel->rows, &startup, &total);
 	add_path(baserel, (Path *)
-			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
-									 startup, total, NIL,
-									 baserel->lateral_relids, NULL, NIL));
+			 opsmig_foreign_base_path(root, baserel, baserel->rows, startup, total,
+									  baserel->lateral_relids));
 
 	/*
 	 * Parameterized paths: with a join key on org_id, a nested loop can ask
@@ -596,7 +587,6 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	EState	   *estate = node->ss.ps.state;
 	Relation	rel = node->ss.ss_currentRelation;
 	OpsmigScanState *st = palloc0(sizeof(OpsmigScanState));
-	Index		rtindex = fsplan->scan.scanrelid;
 
 	node->fdw_state = st;
 	st->colmap = opsmig_column_map(rel);
@@ -608,9 +598,7 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	if (fsplan->operation != CMD_SELECT)
-		rtindex = fsplan->resultRelation;
-	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+	st->conn = connection_for(rel, opsmig_foreign_scan_user(fsplan, estate));
 	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
 
 	/*
@@ -860,24 +848,21 @@ opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 
 /*
  * The state INSERT, DELETE and COPY FROM share.  A partition that tuple
- * routing reaches has no range table entry of its own (index 0): it acts
- * as the user of the statement's target, as postgres_fdw does.
+ * routing reaches acts as the user of the statement's target, as
+ * postgres_fdw does (opsmig_result_rel_user).
  */
 static OpsmigModifyState *
 begin_modify(EState *estate, ResultRelInfo *rinfo, bool explain_only)
 {
 	Relation	rel = rinfo->ri_RelationDesc;
 	OpsmigModifyState *st = palloc0(sizeof(OpsmigModifyState));
-	Index		rtindex = rinfo->ri_RangeTableIndex;
 
 	rinfo->ri_FdwState = st;
 	st->colmap = opsmig_column_map(rel);
 	st->natts = RelationGetDescr(rel)->natts;
 	if (explain_only)
 		return st;
-	if (rtindex == 0)
-		rtindex = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
-	st->conn = connection_for(rel, scan_user_id(estate, rtindex));
+	st->conn = connection_for(rel, opsmig_result_rel_user(rinfo, estate));
 	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw modify",
 										ALLOCSET_SMALL_SIZES);
