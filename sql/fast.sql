@@ -30,7 +30,7 @@ SELECT count(*) FROM org_migration_links;
 SELECT count(*) FROM org_migration_links;
 SELECT org_id, status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000002';
 \! python3 test/opsmig_sim.py ctl counts
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM org_migration_links;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF) SELECT count(*) FROM org_migration_links;
 -- Changes through the table are seen at once: the changed org is forgotten.
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000002';
 INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 'tok');

@@ -12,7 +12,7 @@ SELECT status FROM org_migration_links WHERE org_id = :'org1';
 -- 429 with Retry-After, then success: retried after the server's delay.
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --retry-after 1
 \! python3 test/opsmig_sim.py ctl reset-counters
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF)
   SELECT status FROM org_migration_links WHERE org_id = :'org1';
 \! python3 test/opsmig_sim.py ctl counts
 -- 500 and 502 then success: a GET is retried with backoff; DEBUG1 says so.

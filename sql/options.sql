@@ -6,7 +6,7 @@
 CREATE SERVER bad FOREIGN DATA WRAPPER opsmig_fdw;
 \echo :LAST_ERROR_SQLSTATE
 CREATE SERVER bad FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url 'ftp://om.example.com/api/public/v1.0');
-CREATE SERVER bad FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url 'om.example.com api');
+CREATE SERVER bad FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url 'om.example.com/api');
 CREATE SERVER bad FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url 'https://user:secret@om.example.com/api/public/v1.0');
 CREATE SERVER bad FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url 'https://om.example.com/api/public/v1.0?pretty=true');
 -- Secrets are refused anywhere but in a user mapping; unknown options list the valid ones.

@@ -9,7 +9,7 @@ SET log_min_messages = debug5;
 SET client_min_messages = warning;
 -- A normal scan, an error after digest auth, a failing create: all logged at DEBUG5.
 SELECT count(*) FROM org_migration_links;
-EXPLAIN (VERBOSE, ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+EXPLAIN (VERBOSE, ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF)
   SELECT * FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
 ALTER USER MAPPING FOR CURRENT_USER SERVER om OPTIONS (SET private_key 'wrong-key-for-the-test');
 SELECT count(*) FROM org_migration_links;
