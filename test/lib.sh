@@ -41,7 +41,8 @@ private_pg_root() {
 build_and_install() {
 	bash "$ROOT/test/install-deps.sh"
 	log "building and installing opsmig_fdw"
-	make -C "$ROOT" -s with_llvm=no >/dev/null
+	# -Werror: the tree builds without warnings on every major it supports.
+	make -C "$ROOT" -s with_llvm=no COPT=-Werror >/dev/null
 	if [ -n "${OPSMIG_PG_ROOT:-}" ]; then
 		private_pg_root
 		make -C "$ROOT" -s with_llvm=no install DESTDIR="$OPSMIG_PG_ROOT" >/dev/null

@@ -11,7 +11,10 @@
 # it started.  Exits non-zero when anything fails.
 #
 # Usage: bash test/run-tests.sh [PART...]   (no PART: all of them, as CI runs)
-#   regress   pg_regress, the README examples check and the secret check
+#   regress   pg_regress, the README examples check, the crash check and the
+#             secret check, on each PostgreSQL major of OPSMIG_MAJORS (default
+#             "15 17 18"): the host's own (Debian 12: 15) directly, the others
+#             in a Debian root that has them (test/majors.sh)
 #   sqlsmith  a bounded SQLsmith run (fixed seed, about 30 s): no backend crash
 #   fuzz      libFuzzer on the reply parsers
 #   sanitize  the pg_regress suite under ASan/UBSan
@@ -24,6 +27,8 @@
 #             (test/cluster-check.sh; PGBENCH_SECONDS=60 for the full run)
 #   package   the Debian package
 # OPSMIG_PG_ROOT=DIR installs into a private copy of PostgreSQL (test/lib.sh).
+# OPSMIG_MAJORS="17" (say) runs the regress part on that major only; the
+# other parts always run on the host's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -43,13 +48,15 @@ run_check() {
 	tail -n 1 "$logf"
 }
 
-if want regress; then
+# regress_here: the regress part on the PostgreSQL that pg_config names.
+regress_here() {
+	local rrc=0
 	build_and_install
 	start_services --weak-key opsmigweak:weak-PRIVATE-5678
 
-	log "running pg_regress (make installcheck)"
-	make -C "$ROOT" -s with_llvm=no installcheck || rc=$?
-	if [ $rc -ne 0 ] && [ -f "$ROOT/regression.diffs" ]; then
+	log "running pg_regress (make installcheck) on $(pg_config --version)"
+	make -C "$ROOT" -s with_llvm=no installcheck || rrc=$?
+	if [ $rrc -ne 0 ] && [ -f "$ROOT/regression.diffs" ]; then
 		log "regression.diffs (first 200 lines):"
 		head -n 200 "$ROOT/regression.diffs" >&2
 	fi
@@ -60,23 +67,43 @@ if want regress; then
 	if grep -E "terminated by signal|was terminated by exception" \
 		"$WORK/data/postgres.log" >&2; then
 		log "FAIL: a backend crashed (see above)"
-		rc=1
+		rrc=1
 	else
 		echo "crash check: 1 passed, 0 failed"
 	fi
 
 	log "checking that the README's tested examples are in the suite"
-	python3 "$ROOT/test/check-readme.py" || rc=1
+	python3 "$ROOT/test/check-readme.py" || rrc=1
 
 	log "checking that the private key appears in no output and no log line"
 	leaks=$(grep -rl -- "$SIM_PRIVATE_KEY" "$ROOT/results" "$WORK/data/postgres.log" 2>/dev/null || true)
 	if [ -n "$leaks" ]; then
 		log "FAIL: the private key appears in: $leaks"
-		rc=1
+		rrc=1
 	else
 		echo "secret check: 1 passed, 0 failed"
 	fi
 	teardown_services
+	return $rrc
+}
+
+if want regress; then
+	bash "$ROOT/test/install-deps.sh"
+	host_major=$(pg_config --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+	for major in ${OPSMIG_MAJORS:-15 17 18}; do
+		start=$SECONDS
+		# A subshell stops at a failed step (set -e): a function called
+		# from `||` would run on past a failed build.
+		set +e
+		if [ "$major" = "$host_major" ]; then
+			(set -e; regress_here)
+		else
+			bash "$ROOT/test/majors.sh" "$major"
+		fi
+		[ $? -eq 0 ] || rc=1
+		set -e
+		log "PostgreSQL $major: regress took $((SECONDS - start)) s"
+	done
 fi
 
 if want sqlsmith; then
