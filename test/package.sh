@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Debian package postgresql-15-opsmig-fdw from the current work tree
-# the way Debian builds its own PostgreSQL extensions (debian/, pg_buildext,
+# Builds the Debian package postgresql-15-opsmig-fdw (for the host's major)
+# from the current work tree the way Debian builds its own PostgreSQL extensions (debian/, pg_buildext,
 # dpkg-buildpackage -us -uc -b), installs it with dpkg -i, checks its file list
 # and that it works -- CREATE EXTENSION, IMPORT FOREIGN SCHEMA and a SELECT
 # against the API simulator in a throwaway cluster -- then purges it again.
@@ -152,6 +152,20 @@ EOF
 }
 check "META.json is PGXN meta-spec 1.0.0; version $upstream_ver in META.json, debian/changelog, make dist" meta_ok
 
+# debian/control is what `pg_buildext updatecontrol` makes of control.in when
+# every major of debian/pgversions is supported: one package for each.
+control_ok() {
+	local t rc=0
+	t=$(mktemp -d)
+	cp -a "$ROOT/debian" "$t/"
+	(cd "$t" && PG_SUPPORTED_VERSIONS="$(grep -v '^#' debian/pgversions)" \
+		pg_buildext updatecontrol) >&2 &&
+		diff -u "$ROOT/debian/control" "$t/debian/control" >&2 || rc=1
+	rm -rf "$t"
+	return $rc
+}
+check "debian/control names every major of debian/pgversions (pg_buildext updatecontrol)" control_ok
+
 # --- 3. build ---------------------------------------------------------------
 # Build in a copy, never in the tree: no stale objects of a `make` there, and
 # the tree gets no debian/ build litter.  The copy is what git would see --
@@ -174,8 +188,11 @@ git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
 	done | tar -C "$ROOT" --null -T - -cf - | tar -C "$SRC" -xf -
 
 log "dpkg-buildpackage -us -uc -b (log: $STAGE/build.log)"
+# For the majors this host's Debian supports (12: 15 only), as pg_buildext
+# itself does for a backports build: its clean step refuses a debian/control
+# that names majors the host cannot build.
 build_ok() {
-	(cd "$SRC" && dpkg-buildpackage -us -uc -b) >"$STAGE/build.log" 2>&1 && return 0
+	(cd "$SRC" && pg_buildext updatecontrol && dpkg-buildpackage -us -uc -b) >"$STAGE/build.log" 2>&1 && return 0
 	tail -n 40 "$STAGE/build.log" >&2
 	return 1
 }
