@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package postgresql-15-opsmig-fdw (for the host's major)
-# from the current work tree the way Debian builds its own PostgreSQL extensions (debian/, pg_buildext,
-# dpkg-buildpackage -us -uc -b), installs it with dpkg -i, checks its file list
+# from the current work tree the way Debian builds its own PostgreSQL
+# extensions (debian/, pg_buildext, dpkg-buildpackage -us -uc -b), installs
+# it with dpkg -i, checks its file list
 # and that it works -- CREATE EXTENSION, IMPORT FOREIGN SCHEMA and a SELECT
 # against the API simulator in a throwaway cluster -- then purges it again.
 # Why: a DBA installs extensions as packages, not with `make install`; this
