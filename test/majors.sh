@@ -19,6 +19,7 @@
 # simulator) and drops the mounts and everything the run wrote.  Results of a
 # failed run are copied to results/pgMAJOR/ in the tree first.
 set -euo pipefail
+# shellcheck source=test/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 MAJOR=${1:?usage: test/majors.sh MAJOR}
