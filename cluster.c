@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "cluster.h"
+#include "compat.h"
 
 #define CLUSTER_TRANCHE		"opsmig_fdw"
 /* Distinct (database, role, server, user mapping) keys kept; more share one entry. */

@@ -14,7 +14,6 @@
 #define OPSMIG_CLUSTER_H
 
 #include "datatype/timestamp.h"
-#include "storage/proc.h"	/* MyBackendId (15, 16), MyProcNumber (17+) */
 #include "storage/lwlock.h"
 
 #include "opsmig_fdw.h"
@@ -35,20 +34,6 @@ typedef enum OpsmigPhase
 	OPSMIG_PHASE_STARTING,		/* no request yet */
 	OPSMIG_NUM_PHASES
 } OpsmigPhase;
-
-/*
- * This backend's 0-based slot among the cluster's backends.  Moves to
- * compat.h (PostgreSQL 17 renamed MyBackendId, 1-based, to MyProcNumber).
- */
-static inline int
-opsmig_proc_index(void)
-{
-#if PG_VERSION_NUM >= 170000
-	return MyProcNumber;
-#else
-	return MyBackendId - 1;
-#endif
-}
 
 /* cluster.c */
 extern void opsmig_cluster_init(void);

@@ -23,6 +23,7 @@
 #include "optimizer/pathnode.h"
 #include "parser/parsetree.h"
 #include "storage/latch.h"
+#include "storage/proc.h"		/* MyBackendId (15, 16), MyProcNumber (17+) */
 
 /* 18 moved ExplainState and ExplainProperty*() out of commands/explain.h. */
 #if PG_VERSION_NUM >= 180000
@@ -112,6 +113,20 @@ opsmig_create_wait_event_set(int nevents)
 	return CreateWaitEventSet(CurrentResourceOwner, nevents);
 #else
 	return CreateWaitEventSet(CurrentMemoryContext, nevents);
+#endif
+}
+
+/*
+ * This backend's 0-based slot among the cluster's backends: 17 renamed
+ * MyBackendId, 1-based, to MyProcNumber, 0-based.
+ */
+static inline int
+opsmig_proc_index(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProcNumber;
+#else
+	return MyBackendId - 1;
 #endif
 }
 
