@@ -36,7 +36,7 @@ ALTER SERVER om OPTIONS (DROP max_requests_per_minute);
 ALTER SERVER om OPTIONS (ADD max_retries '0');
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times 3
 \! python3 test/opsmig_sim.py ctl reset-counters
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF)
   SELECT status FROM org_migration_links WHERE org_id = :'org1';
 \! python3 test/opsmig_sim.py ctl counts
 -- The same for an INSERT and a DELETE: a 429 means the API did nothing.
