@@ -506,6 +506,7 @@ api_learn_rate_limit(OpsmigConn *conn, HttpRequest *req, long code,
 
 	if (code == 429)
 		req->rate_limited++;
+	req->ratelimit_out = false;
 	opsmig_reply_ratelimit(code == 429 ? reply : NULL, &params);
 	ratelimit_learn(conn->limiter, req->ratelimit_seq, req->ratelimit_in_flight,
 					code, req->ratelimit_limit, req->ratelimit_remaining,

@@ -598,13 +598,19 @@ http_pace(HttpSession *s, HttpRequest *req, TimestampTz now, TimestampTz *next_w
 	int			queued = 0;
 	int64		wait;
 
+	/* A token taken for a start that found no handle is still good. */
+	if (req->ratelimit_out)
+		return true;
 	dlist_foreach(biter, &s->batches)
 		queued += dlist_container(HttpBatch, session_node, biter.cur)->queued;
 	wait = ratelimit_acquire(s->limiter, queued, http_session_in_flight(s),
 							 req->batch->work, &req->ratelimit_seq,
 							 &req->ratelimit_in_flight);
 	if (wait <= 0)
+	{
+		req->ratelimit_out = true;
 		return true;
+	}
 	s->paced = true;
 	if (*next_wake < 0 || now + wait < *next_wake)
 		*next_wake = now + wait;
@@ -816,6 +822,10 @@ http_batch_cleanup(void *arg)
 
 		/* Removing an unfinished transfer makes curl close its connection. */
 		http_detach(req);
+		/* Nobody will tell the pacer about it now: it is out no longer. */
+		if (req->ratelimit_out && b->session->limiter)
+			ratelimit_abandon(b->session->limiter, req->ratelimit_seq);
+		req->ratelimit_out = false;
 		free(req->buf);
 		req->buf = NULL;
 	}

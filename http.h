@@ -57,6 +57,7 @@ typedef struct HttpRequest
 	int			ratelimit_remaining;	/* RateLimit-Remaining, or -1 */
 	uint64		ratelimit_seq;	/* the pacer's token it went with */
 	int			ratelimit_in_flight;	/* other requests out when it went */
+	bool		ratelimit_out;	/* holds a token the pacer has not heard back of */
 	int			rate_limited;	/* 429s answered to it so far */
 
 	/* Transport-private. */

@@ -30,7 +30,9 @@
  * LWLock of a named tranche.  The lock is held only for arithmetic: nothing
  * inside can throw, sleep or allocate, and LWLocks are released on error
  * and at backend exit anyway.  A backend that dies holding a probe lease
- * leaves nothing stuck: leases and blocks expire by the clock.
+ * leaves nothing stuck: leases and blocks expire by the clock, and the
+ * requests a statement abandons (an error, a cancel, a LIMIT, FATAL) are
+ * taken out of the in-flight count when its transfers are cleaned up.
  *
  *-------------------------------------------------------------------------
  */
@@ -579,5 +581,33 @@ ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send, long code,
 	}
 	if (seq == b->probe_seq)
 		b->probe_until = 0;		/* the probe is answered: another may go */
+	table_unlock();
+}
+
+/*
+ * A request that took a token will never be answered to the pacer: its
+ * statement ended early (LIMIT), failed, was cancelled, or its backend is
+ * exiting.  It is out no longer.  Without this every abandoned request
+ * would count as in flight for as long as anyone keeps using the bucket,
+ * and the model, reading each RateLimit-Remaining with them, would believe
+ * a bucket that is never short ever emptier, down to one request at a time.
+ */
+void
+ratelimit_abandon(RateLimiter *rl, uint64 seq)
+{
+	RateTable  *t = table_lock();
+	int			i;
+
+	for (i = 0; i < RL_SLOTS; i++)
+	{
+		RateBucket *b = &t->slots[i];
+
+		if (b->key != rl->key)
+			continue;
+		b->in_flight = Max(0, b->in_flight - 1);
+		if (seq == b->probe_seq)
+			b->probe_until = 0; /* no answer will come: another may probe */
+		break;
+	}
 	table_unlock();
 }

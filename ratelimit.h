@@ -32,5 +32,6 @@ extern void ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send,
 							long code, int limit, int remaining,
 							int retry_after, int times_refused,
 							const OpsmigRateLimitParams *params);
+extern void ratelimit_abandon(RateLimiter *rl, uint64 seq);
 
 #endif							/* OPSMIG_RATELIMIT_H */
