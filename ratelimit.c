@@ -76,6 +76,8 @@
 #define RL_BACKOFF_MIN_US	(200 * 1000)
 #define RL_BACKOFF_MAX_US	(10 * 1000 * 1000)
 #define RL_TRANCHE			"opsmig_fdw rate limit"
+/* How often a statement over its budget looks again for its requests out. */
+#define RL_HOLD_US			(100 * 1000)
 
 typedef struct RateBucket
 {
@@ -113,6 +115,7 @@ struct RateLimiter
 	TimestampTz stmt_start;		/* the statement the fields below count */
 	int64		stmt_wait_us;	/* waits of this statement that ended */
 	bool		stmt_logged;	/* the DEBUG1 line was given */
+	bool		stmt_over;		/* its budget ran out while requests were out */
 };
 
 /* What the pacer saw under the lock, for messages made after it. */
@@ -377,18 +380,19 @@ limiter_statement(RateLimiter *rl)
 		rl->stmt_start = start;
 		rl->stmt_wait_us = 0;
 		rl->stmt_logged = false;
+		rl->stmt_over = false;
 		rl->held_since = 0;
 	}
 }
 
 /*
- * Refuse now, with 53400, a statement whose waiting requests cannot all go
- * before statement_timeout or before its rate_limit_wait runs out: better
- * than waiting to fail.
+ * Can the statement's waiting requests all go before statement_timeout and
+ * before its rate_limit_wait runs out?  If not, refuse it now with 53400
+ * when report, else just say so: better than waiting to fail.
  */
-static void
-limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
-					 const BucketView *v)
+static bool
+limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
+					const BucketView *v, bool report)
 {
 	const OpsmigConn *conn = rl->conn;
 	double		rate = v->rate > 0 ? v->rate : v->own_rate;
@@ -397,6 +401,8 @@ limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 	{
 		int64		left = rl->stmt_start + (int64) StatementTimeout * 1000 - now;
 
+		if (v->need_us > left && !report)
+			return true;
 		if (v->need_us > left)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -417,6 +423,8 @@ limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 		int64		left = (int64) conn->opts.rate_limit_wait_ms * 1000 -
 		rl->stmt_wait_us - (now - rl->held_since);
 
+		if (v->need_us > left && !report)
+			return true;
 		if (v->need_us > left)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -432,6 +440,23 @@ limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 					 errhint("Raise rate_limit_wait of server \"%s\", ask for fewer organizations (WHERE org_id = ...), or set cache_ttl.",
 							 conn->server_name)));
 	}
+	return false;
+}
+
+/* The bucket as it is now, without taking a token. */
+static void
+limiter_view(RateLimiter *rl, TimestampTz now, int nwaiting, BucketView *v)
+{
+	int			per_minute = rl->conn->opts.max_requests_per_minute;
+	RateTable  *t = table_lock();
+	RateBucket *b = bucket_get(t, rl->key, now);
+
+	bucket_refill(b, now, per_minute);
+	v->capacity = b->capacity;
+	v->rate = b->rate;
+	v->own_rate = per_minute > 0 ? own_rate(per_minute) : 0;
+	v->need_us = bucket_need(b, now, nwaiting, per_minute);
+	table_unlock();
 }
 
 /*
@@ -440,7 +465,8 @@ limiter_check_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
  * Otherwise the microseconds until it may; the request stays queued.
  * nwaiting is how many requests are queued, in_flight how many are out:
  * only when none is is a statement refused early (53400), so that no
- * transfer is cut off half way.  A wait that ends is counted in the
+ * transfer is cut off half way; one found over its budget before that
+ * sends nothing more meanwhile.  A wait that ends is counted in the
  * connection's counters and in *work, the caller's own, when given.
  */
 int64
@@ -455,6 +481,21 @@ ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
 	int64		wait;
 
 	limiter_statement(rl);
+
+	/*
+	 * A statement found over its budget while requests were out sends
+	 * nothing more; once they are answered it is refused, unless the time
+	 * they took refilled the bucket enough.
+	 */
+	if (rl->stmt_over)
+	{
+		if (in_flight > 0)
+			return RL_HOLD_US;
+		limiter_view(rl, now, nwaiting, &v);
+		limiter_over_budget(rl, now, nwaiting, &v, true);
+		rl->stmt_over = false;
+	}
+
 	t = table_lock();
 	b = bucket_get(t, rl->key, now);
 	wait = bucket_take(b, now, per_minute, in_flight, seq, in_flight_at_send);
@@ -495,8 +536,13 @@ ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
 			elog(DEBUG1, "opsmig_fdw: server \"%s\": waiting on the rate limit of API key \"%s\" (refill rate not known yet): %.1f s before the next request",
 				 rl->conn->server_name, rl->conn->public_key, wait / 1e6);
 	}
-	if (in_flight == 0)
-		limiter_check_budget(rl, now, nwaiting, &v);
+	/*
+	 * Refused only when no request is out, so that no transfer is cut off
+	 * half way; until then nothing more goes, so that waits taken while
+	 * others are out count against the budget too.
+	 */
+	if (limiter_over_budget(rl, now, nwaiting, &v, in_flight == 0))
+		rl->stmt_over = true;
 	return wait;
 }
 

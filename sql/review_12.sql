@@ -42,4 +42,39 @@ SELECT count(*) FROM org_migration_links;
 SELECT rate_limit_waits AS waits_after, errors_429 FROM opsmig_fdw_stats WHERE server_name = 'om';
 \! python3 test/opsmig_sim.py ctl counter rate_limited
 \! python3 test/opsmig_sim.py ctl ratelimit --off
+
+-- 2. rate_limit_wait bounds all the waits of a statement, also those taken
+-- while other requests are out.  30 organizations at 5 a second
+-- (max_requests_per_minute 300, a burst of 5) need about 5 s of waiting;
+-- with replies slower than the pace (400 ms) a request is always out, and
+-- the statement used to wait them all, far beyond rate_limit_wait '1'.
+-- (A new session: the bucket learnt above stays in this backend.)
+\c
+CREATE FUNCTION pg_temp.masked(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  state text; msg text; detail text; hint text;
+BEGIN
+  EXECUTE sql;
+  RETURN NEXT 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  RETURN NEXT 'SQLSTATE ' || state;
+  RETURN NEXT 'ERROR:  ' || msg;
+  RETURN NEXT 'DETAIL:  ' || regexp_replace(regexp_replace(detail,
+    '[0-9]+ organizations? (was|were)', 'N organizations were'), '[0-9]+(\.[0-9]+)?', 'N', 'g');
+  RETURN NEXT 'HINT:  ' || hint;
+END $$;
+ALTER SERVER om OPTIONS (ADD max_requests_per_minute '300', ADD rate_limit_wait '1');
+\! python3 test/opsmig_sim.py ctl latency 400
+-- One request first, so that the scan below starts with its digest nonce.
+SELECT count(*) FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
+\! python3 test/opsmig_sim.py ctl reset-counters
+SELECT * FROM pg_temp.masked($$SELECT count(*) FROM org_migration_links
+  WHERE org_id = ANY (ARRAY(SELECT '5e2211c17a3e5a48f5' || lpad(to_hex(i), 6, '0') FROM generate_series(1, 30) AS i))$$);
+\set nstatus `python3 test/opsmig_sim.py ctl counter status`
+SELECT :nstatus < 20 AS stopped_early;
+SELECT 1 AS still_usable;
+\! python3 test/opsmig_sim.py ctl latency 0
+ALTER SERVER om OPTIONS (DROP max_requests_per_minute, DROP rate_limit_wait);
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
