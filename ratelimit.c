@@ -569,10 +569,21 @@ ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send, long code,
 	bucket_refill(b, now, per_minute);
 	b->in_flight = Max(0, b->in_flight - 1);
 	b->active_at = now;
+	if (seq == b->probe_seq)
+		b->probe_until = 0;		/* the probe is answered: another may go */
 	if (code != 429 && limit < 0 && remaining < 0)
 	{
+		/*
+		 * Nothing said.  A success that says nothing of a bucket whose
+		 * refill rate is not known means the server stopped limiting, or
+		 * stopped saying so: the model cannot refill such a bucket, so it
+		 * would only empty, down to one probe a second until forgotten.
+		 * A server that says nothing is not limited.
+		 */
+		if (code >= 200 && code < 300 && b->rate <= 0)
+			b->capacity = 0;
 		table_unlock();
-		return;					/* nothing said: nothing to learn */
+		return;
 	}
 	b->learned_at = now;
 	was_unknown = b->capacity <= 0;
@@ -625,8 +636,6 @@ ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send, long code,
 								   RL_BACKOFF_MIN_US * pow(2, Min(times_refused - 1, 10))));
 		b->blocked_until = Max(b->blocked_until, now + delay);
 	}
-	if (seq == b->probe_seq)
-		b->probe_until = 0;		/* the probe is answered: another may go */
 	table_unlock();
 }
 

@@ -77,4 +77,22 @@ SELECT :nstatus < 20 AS stopped_early;
 SELECT 1 AS still_usable;
 \! python3 test/opsmig_sim.py ctl latency 0
 ALTER SERVER om OPTIONS (DROP max_requests_per_minute, DROP rate_limit_wait);
+
+-- 3. A server that stops saying its limit is not limited any more.  The
+-- bucket below says its capacity (40) but never runs short, so no 429
+-- tells its refill rate; then the server stops limiting and stops sending
+-- RateLimit-* headers.  The pacer used to keep counting tokens it could
+-- not refill, and once they were spent let one request out a second for
+-- five minutes.
+\c
+\! python3 test/opsmig_sim.py ctl reset --orgs 40
+\! python3 test/opsmig_sim.py ctl ratelimit --capacity 40 --refill 1000 --per 1
+SELECT count(*) FROM org_migration_links;
+\! python3 test/opsmig_sim.py ctl ratelimit --off
+SELECT opsmig_fdw_stats_reset();
+SET statement_timeout = '20s';
+SELECT count(*) FROM org_migration_links;
+SELECT count(*) FROM org_migration_links;
+RESET statement_timeout;
+SELECT rate_limit_waits, errors_429 FROM opsmig_fdw_stats WHERE server_name = 'om';
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
