@@ -76,6 +76,11 @@
 #define RL_BACKOFF_MIN_US	(200 * 1000)
 #define RL_BACKOFF_MAX_US	(10 * 1000 * 1000)
 #define RL_TRANCHE			"opsmig_fdw rate limit"
+/*
+ * The longest wait the pacer computes (about 100 years): a server may say a
+ * refill rate so slow that the wait overflows int64, which came out negative.
+ */
+#define RL_MAX_WAIT_US		(100.0 * 365 * 86400 * 1000000)
 /* How often a statement over its budget looks again for its requests out. */
 #define RL_HOLD_US			(100 * 1000)
 
@@ -267,6 +272,13 @@ bucket_refill(RateBucket *b, TimestampTz now, int per_minute)
 	}
 }
 
+/* A wait in microseconds, as int64 however slow the rate that gave it. */
+static int64
+wait_us(double us)
+{
+	return (int64) ceil(Min(us, RL_MAX_WAIT_US));
+}
+
 /* Microseconds until n more requests may have gone; a lower bound. */
 static int64
 bucket_need(RateBucket *b, TimestampTz now, int n, int per_minute)
@@ -279,7 +291,7 @@ bucket_need(RateBucket *b, TimestampTz now, int n, int per_minute)
 		need = Max(need, (n - b->tokens) / b->rate * 1e6);
 	if (per_minute > 0 && n > b->own_tokens)
 		need = Max(need, (n - b->own_tokens) / own_rate(per_minute) * 1e6);
-	return (int64) ceil(need);
+	return wait_us(need);
 }
 
 /*
@@ -305,7 +317,7 @@ bucket_take(RateBucket *b, TimestampTz now, int per_minute, int in_flight,
 	if (b->capacity > 0 && b->tokens < need)
 	{
 		if (b->rate > 0)
-			wait = Max(wait, (int64) ceil((need - b->tokens) / b->rate * 1e6));
+			wait = Max(wait, wait_us((need - b->tokens) / b->rate * 1e6));
 		else if (b->probe_until > now)
 			wait = Max(wait, b->probe_until - now);
 		else if (in_flight > 0)
@@ -314,7 +326,7 @@ bucket_take(RateBucket *b, TimestampTz now, int per_minute, int in_flight,
 			probe = true;
 	}
 	if (per_minute > 0 && b->own_tokens < 1)
-		wait = Max(wait, (int64) ceil((1 - b->own_tokens) / own_rate(per_minute) * 1e6));
+		wait = Max(wait, wait_us((1 - b->own_tokens) / own_rate(per_minute) * 1e6));
 	if (wait > 0)
 		return wait;
 

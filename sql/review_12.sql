@@ -95,4 +95,32 @@ SELECT count(*) FROM org_migration_links;
 SELECT count(*) FROM org_migration_links;
 RESET statement_timeout;
 SELECT rate_limit_waits, errors_429 FROM opsmig_fdw_stats WHERE server_name = 'om';
+
+-- 4. A 429 whose bucket refills absurdly slowly (1e-9 tokens every 1e8 s,
+-- both within what is accepted) asks for a wait of about 1e23 us: that
+-- must hold the request (here: 53400 at once, it cannot fit in 5 s), not
+-- overflow the conversion to int64, which came out negative and let the
+-- request go at once as if the bucket were full.
+\c
+CREATE FUNCTION pg_temp.masked(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  state text; msg text; detail text; hint text;
+BEGIN
+  EXECUTE sql;
+  RETURN NEXT 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  RETURN NEXT 'SQLSTATE ' || state;
+  RETURN NEXT 'ERROR:  ' || msg;
+  RETURN NEXT 'DETAIL:  ' || regexp_replace(regexp_replace(detail,
+    '[0-9]+ organizations? (was|were)', 'N organizations were'), '[0-9]+(\.[0-9]+)?(e[-+][0-9]+)?', 'N', 'g');
+  RETURN NEXT 'HINT:  ' || hint;
+END $$;
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times 1 --retry-after 0 --parameters '["api/public/v1.0/orgs", 0, 10, 1e-9, 100000000]'
+SET statement_timeout = '5s';
+SELECT * FROM pg_temp.masked($$SELECT status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001'$$);
+RESET statement_timeout;
+\! python3 test/opsmig_sim.py ctl counts
 \! python3 test/opsmig_sim.py ctl reset --orgs 5

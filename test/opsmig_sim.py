@@ -137,7 +137,8 @@ not run), except the five below that run it first. Parameters that do not belong
                              <REASON_PHRASE>. Enveloped when envelope=true.
                        html: nginx-style proxy page, text/html, never enveloped.
                        empty: no body, never enveloped.
-                     `retry_after` (seconds) adds a Retry-After header.
+                     `retry_after` (seconds) adds a Retry-After header; `parameters` (a JSON
+                     array) replaces the json body's parameters, e.g. a 429's bucket.
   garbage            200 application/json with the truncated body {"status": "SYNC
   wrong_shape        200 ["SYNCED"] (status/create/delete) or {"results": "nope"} (list)
   wrong_content_type 200, the JSON a success would carry, Content-Type text/html. For list,
@@ -207,7 +208,7 @@ because pg_regress expected files compare it verbatim. On any failure it prints 
       client's cached nonce stays valid across a reset, as a real server session would.
   ctl reset-counters               POST /_sim/reset-counters  -> "counters reset"
   ctl fault KIND [--on status] [--org ID] [--times 1] [--code 500] [--body json|html|empty]
-            [--error-code X] [--detail X] [--retry-after S] [--seconds S]
+            [--error-code X] [--detail X] [--retry-after S] [--parameters JSON] [--seconds S]
             [--interval-ms MS] [--bytes N] [--stale true|false]
                                    POST /_sim/fault           -> "fault KIND on=ON times=T"
   ctl faults                       GET  /_sim/faults          -> "KIND on=ON times=T" per
@@ -306,7 +307,7 @@ AFTER_FAULTS = ("slow", "lost_reply", "grow", "openapi_reply", "gateway_timeout"
 # Parameters each fault kind accepts beyond kind/on/org/times, with their defaults.
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "http": {"code": 500, "body": "json", "error_code": None, "detail": None,
-             "retry_after": None},
+             "retry_after": None, "parameters": None},
     "stall": {"seconds": 30.0},
     "drip": {"interval_ms": 1000},
     "oversized": {"bytes": 2_000_000},
@@ -666,6 +667,9 @@ class Simulator:
                     raise ControlError(f"{name} must be a string")
             elif name == "retry_after":
                 value = None if value is None else _int_arg(value, name, 0, 0, 10**9)
+            elif name == "parameters":
+                if value is not None and not isinstance(value, list):
+                    raise ControlError("parameters must be a JSON array")
             elif name == "seconds":
                 value = _float_arg(value, name, default, 0.0, 86400.0)
             elif name == "interval_ms":
@@ -708,6 +712,8 @@ class Simulator:
             headers = [] if f["retry_after"] is None else [("Retry-After", str(f["retry_after"]))]
             if f["body"] == "json":
                 error_code, detail, params = _default_fault_error(code, endpoint, org_id, req)
+                if f["parameters"] is not None:
+                    params = f["parameters"]
                 return out.error(code, f["error_code"] or error_code, f["detail"] or detail,
                                  params, headers=headers)
             if f["body"] == "html" and code not in (204, 304):
@@ -1592,6 +1598,7 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     f.add_argument("--error-code")
     f.add_argument("--detail")
     f.add_argument("--retry-after", type=int)
+    f.add_argument("--parameters", type=json.loads)
     f.add_argument("--seconds", type=float)
     f.add_argument("--interval-ms", type=int)
     f.add_argument("--bytes", type=int)
@@ -1641,7 +1648,7 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     elif cmd == "fault":
         payload = {"kind": a.kind}
         for name in ("on", "org", "times", "code", "body", "error_code", "detail",
-                     "retry_after", "seconds", "interval_ms", "bytes", "stale"):
+                     "retry_after", "seconds", "interval_ms", "bytes", "stale", "parameters"):
             value = getattr(a, name)
             if value is not None:
                 payload[name] = value
