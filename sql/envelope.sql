@@ -10,7 +10,9 @@ SELECT org_id, org_name, status FROM org_migration_links ORDER BY org_id;
 SELECT org_id, status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000003';
 INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 'tok') RETURNING status;
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000003';
+\echo :ROW_COUNT
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000003';
+\echo :ROW_COUNT
 -- Errors inside the envelope keep their code and detail.
 INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000001', 'tok');
 \echo :LAST_ERROR_SQLSTATE

@@ -5,6 +5,8 @@
 --
 \getenv sim_url SIM_URL
 \getenv private_key SIM_PRIVATE_KEY
+\getenv weak_key SIM_WEAK_PRIVATE_KEY
+\getenv wrong_key SIM_WRONG_PRIVATE_KEY
 \set base_url :sim_url/api/public/v1.0
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
 \set org1 '5e2211c17a3e5a48f5000001'
@@ -15,14 +17,14 @@ ALTER SERVER om OPTIONS (ADD max_retries '0');
 -- 401: a wrong private key.
 CREATE SERVER om_wrongkey FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'base_url');
 CREATE USER MAPPING FOR CURRENT_USER SERVER om_wrongkey
-  OPTIONS (public_key 'opsmigtest', private_key 'not-the-right-key');
+  OPTIONS (public_key 'opsmigtest', private_key :'wrong_key');
 CREATE FOREIGN TABLE links_wrongkey (org_id text, status text) SERVER om_wrongkey;
 SELECT * FROM links_wrongkey WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
 -- 401 NOT_ORG_ADMIN: a key without the Organization Owner role.
 CREATE SERVER om_weak FOREIGN DATA WRAPPER opsmig_fdw OPTIONS (base_url :'base_url');
 CREATE USER MAPPING FOR CURRENT_USER SERVER om_weak
-  OPTIONS (public_key 'opsmigweak', private_key 'weak-PRIVATE-5678');
+  OPTIONS (public_key 'opsmigweak', private_key :'weak_key');
 CREATE FOREIGN TABLE links_weak (org_id text, status text) SERVER om_weak;
 SELECT * FROM links_weak WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
@@ -68,16 +70,22 @@ SELECT * FROM org_migration_links WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault wrong_shape --on status
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault wrong_shape --on list
 SELECT count(*) FROM org_migration_links;
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault wrong_content_type --on status
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault long_status --on status
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault control_status --on status
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault empty_ok --on status
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl fault oversized --on status --bytes 2000000
 SELECT * FROM org_migration_links WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
@@ -97,11 +105,22 @@ CREATE SERVER om_down FOREIGN DATA WRAPPER opsmig_fdw
 CREATE USER MAPPING FOR CURRENT_USER SERVER om_down
   OPTIONS (public_key 'opsmigtest', private_key :'private_key');
 CREATE FOREIGN TABLE links_down (org_id text, status text) SERVER om_down;
--- (terse: libcurl's detail says how many ms the attempt took)
-\set VERBOSITY terse
-SELECT * FROM links_down;
-\set VERBOSITY default
-\echo :LAST_ERROR_SQLSTATE
+-- libcurl's detail says how many ms the attempt took: opsmig_try shows the
+-- error's SQLSTATE, message, detail (times and ports masked) and hint.
+CREATE FUNCTION opsmig_try(q text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text; hnt text;
+BEGIN
+  EXECUTE q;
+  RAISE NOTICE 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+    det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  det := regexp_replace(det, 'after [0-9]+ ms', 'after N ms', 'g');
+  det := regexp_replace(det, '127\.0\.0\.1( port |:)[0-9]+', '127.0.0.1\1PORT', 'g');
+  RAISE NOTICE E'SQLSTATE %: %\nDETAIL: %\nHINT: %', st, msg, det, hnt;
+END $$;
+SELECT opsmig_try('SELECT * FROM links_down');
 -- (libcurl resends a GET by itself when a reused connection is reset: the
 -- fault must outlast every pooled connection)
 \! python3 test/opsmig_sim.py ctl fault reset --on status --times 8

@@ -21,6 +21,7 @@ SELECT server_name, list_requests + status_requests AS requests FROM opsmig_fdw_
 -- Errors are counted by code.
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 403
 SELECT * FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
+\echo :LAST_ERROR_SQLSTATE
 SELECT status_requests, errors_403 FROM opsmig_fdw_stats;
 
 -- cache_ttl: a repeated scan within the TTL makes no request at all.
@@ -33,7 +34,9 @@ SELECT org_id, status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF) SELECT count(*) FROM org_migration_links;
 -- Changes through the table are seen at once: the changed org is forgotten.
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000002';
+\echo :ROW_COUNT
 INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 'tok');
+\echo :ROW_COUNT
 \! python3 test/opsmig_sim.py ctl reset-counters
 SELECT org_id, status FROM org_migration_links
  WHERE org_id IN ('5e2211c17a3e5a48f5000001', '5e2211c17a3e5a48f5000002', '5e2211c17a3e5a48f5000003')
@@ -57,9 +60,11 @@ SELECT count(*) FROM org_migration_links;
 INSERT INTO org_migration_links (org_id, link_token)
   SELECT '5e2211c17a3e5a48f5' || lpad(to_hex(i), 6, '0'), 'tok-' || i
     FROM generate_series(3, 39, 3) AS i;
+\echo :ROW_COUNT
 \! python3 test/opsmig_sim.py ctl counts
 INSERT INTO org_migration_links (org_id, link_token)
   VALUES ('5e2211c17a3e5a48f5000028', 'ok'), ('not-an-org', 'bad');
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl counts
 SELECT count(*) FROM org_migration_links;
 -- A failure in the middle of a batch: the rows the API accepted are reported.

@@ -15,6 +15,9 @@ SELECT status FROM org_migration_links WHERE org_id = :'org1';
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF)
   SELECT status FROM org_migration_links WHERE org_id = :'org1';
 \! python3 test/opsmig_sim.py ctl counts
+-- The simulator's arrival times: the retry came at least Retry-After (1 s)
+-- after the 429, not after the 200 ms backoff alone.
+\! python3 test/opsmig_sim.py ctl attempts --on status --min-gap 1
 -- 500 and 502 then success: a GET is retried with backoff; DEBUG1 says so.
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 500 --times 2
 SET client_min_messages = debug1;
@@ -35,10 +38,13 @@ ALTER SERVER om OPTIONS (DROP rate_limit_wait);
 -- A retry never waits past statement_timeout: the error comes at once.
 \! python3 test/opsmig_sim.py ctl clear-faults
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 503 --retry-after 30 --times -1
+\! python3 test/opsmig_sim.py ctl reset-counters
 SET statement_timeout = '5s';
 SELECT status FROM org_migration_links WHERE org_id = :'org1';
 \echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;
+-- Exactly one request: the 30 s wait did not fit, so there was no retry.
+\! python3 test/opsmig_sim.py ctl attempts --on status
 \! python3 test/opsmig_sim.py ctl clear-faults
 ALTER SERVER om OPTIONS (DROP max_retries);
 
@@ -46,6 +52,7 @@ ALTER SERVER om OPTIONS (DROP max_retries);
 \! python3 test/opsmig_sim.py ctl fault http --on create --code 500
 \! python3 test/opsmig_sim.py ctl reset-counters
 INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 'tok');
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl counts
 -- (A proxy's 502: the API may have acted, so the warning says so; caught
 -- in a block, so the warning and the error come in a fixed order.)
@@ -65,6 +72,7 @@ END $$;
 INSERT INTO org_migration_links (org_id, link_token) VALUES ('5e2211c17a3e5a48f5000003', 'tok') RETURNING status;
 \! python3 test/opsmig_sim.py ctl counts
 DELETE FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000003';
+\echo :ROW_COUNT
 
 -- An expired nonce (401 stale=false to a request that carried credentials):
 -- one fresh challenge, then success.

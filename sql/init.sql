@@ -6,6 +6,11 @@
 \getenv private_key SIM_PRIVATE_KEY
 \set base_url :sim_url/api/public/v1.0
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
+-- Every test session logs at DEBUG5, so that the secret scan of the server log
+-- (test/run-tests.sh) sees every request, retry, auth failure and write.
+SET log_min_messages = debug5;
+SELECT current_database() AS regress_db \gset
+ALTER DATABASE :"regress_db" SET log_min_messages = debug5;
 
 CREATE EXTENSION opsmig_fdw;
 \dx opsmig_fdw

@@ -11,9 +11,11 @@ SELECT opsmig_fdw_stats_reset();
 ALTER SERVER om OPTIONS (ADD max_requests_per_minute '0');
 \echo :LAST_ERROR_SQLSTATE
 ALTER SERVER om OPTIONS (ADD max_requests_per_minute '1.5');
+\echo :LAST_ERROR_SQLSTATE
 ALTER SERVER om OPTIONS (ADD rate_limit_wait '-1');
 \echo :LAST_ERROR_SQLSTATE
 ALTER SERVER om OPTIONS (ADD rate_limit_wait 'forever');
+\echo :LAST_ERROR_SQLSTATE
 
 -- A server that says nothing (no RateLimit-* headers, no Retry-After, the
 -- older 429 without parameters) is not paced: a scan completes, but with

@@ -54,6 +54,7 @@ SELECT org_id, org_name, status FROM org_migration_links WHERE org_id = '5e2211c
 \! python3 test/opsmig_sim.py ctl reset-counters
 SELECT * FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f500000Z';
 SELECT * FROM org_migration_links WHERE org_id = '../../orgs';
+\echo :LAST_ERROR_SQLSTATE
 \! python3 test/opsmig_sim.py ctl counts
 
 -- A table by hand, with a subset of the columns in another order and names.

@@ -9,6 +9,12 @@ SIM="$ROOT/test/opsmig_sim.py"
 # The simulator's API key pair (its defaults); tests and demo use the same.
 SIM_PUBLIC_KEY=opsmigtest
 export SIM_PRIVATE_KEY=sim-PRIVATE-9f8e7d6c5b4a
+# The other private keys the suite sends: the weak key (no Organization Owner role, given
+# to the simulator with --weak-key) and a wrong one.  The sql files read all three with
+# \getenv, so no key is echoed into a result file, and the secret scans grep for each.
+export SIM_WEAK_PRIVATE_KEY=weak-PRIVATE-5678
+export SIM_WRONG_PRIVATE_KEY=wrong-PRIVATE-3c2b1a0f
+SUITE_PRIVATE_KEYS=("$SIM_PRIVATE_KEY" "$SIM_WEAK_PRIVATE_KEY" "$SIM_WRONG_PRIVATE_KEY")
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 
@@ -93,10 +99,16 @@ start_services() {
 	# inside as_postgres, so that sudo's env_reset cannot drop them.
 	local -a pg_env=()
 	[ -z "${PG_EXTRA_ENV:-}" ] || read -ra pg_env <<<"$PG_EXTRA_ENV"
+	# The README promises that no proxy is taken from the environment: give the
+	# postmaster proxies that refuse every connection (port 9 on loopback), so
+	# that a backend which used them would fail every test that reaches the API.
+	pg_env+=(http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9
+		HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 all_proxy=http://127.0.0.1:9
+		no_proxy= NO_PROXY=)
 	# PG_EXTRA_OPTS (opt-in; test/cluster-check.sh and
 	# test/ratelimit-check.sh set it): more server
 	# options, e.g. "-c shared_preload_libraries=opsmig_fdw".
-	as_postgres ${pg_env[@]+env "${pg_env[@]}"} "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
+	as_postgres env "${pg_env[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
 		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off ${PG_EXTRA_OPTS:-}" start >/dev/null
 
 	log "starting the API simulator on 127.0.0.1"
@@ -112,4 +124,40 @@ start_services() {
 	[ -s "$WORK/sim.port" ] || { log "the simulator did not start"; return 1; }
 	export SIM_URL="http://127.0.0.1:$(cat "$WORK/sim.port")"
 	export PG_BINDIR WORK
+}
+
+# secret_scan LABEL PATH...: fails loudly unless every PATH (a file or a
+# directory) exists and is readable, and no file under them holds any of
+# SUITE_PRIVATE_KEYS or of the words in EXTRA_SECRETS.  An empty regular file
+# is an error too: a log that says nothing proves nothing.  Prints one line,
+# "LABEL: K keys in P paths: 1 passed, 0 failed" (or the failure).
+secret_scan() {
+	local label=$1 f status=0 failed=0 hits
+	shift
+	local -a keys=("${SUITE_PRIVATE_KEYS[@]}") extra=() pat=()
+	[ -z "${EXTRA_SECRETS:-}" ] || read -ra extra <<<"$EXTRA_SECRETS"
+	keys+=(${extra[@]+"${extra[@]}"})
+	for f in "${keys[@]}"; do pat+=(-e "$f"); done
+	[ $# -gt 0 ] || { log "FAIL: $label: nothing to scan"; failed=1; }
+	for f in "$@"; do
+		if [ ! -r "$f" ] || { [ -f "$f" ] && [ ! -s "$f" ]; }; then
+			log "FAIL: $label: cannot read $f (missing, unreadable or empty)"
+			failed=$((failed + 1))
+		fi
+	done
+	[ $# -gt 0 ] || status=1
+	[ $# -eq 0 ] || hits=$(grep -rlF "${pat[@]}" -- "$@") || status=$?
+	case $status in
+	0) log "FAIL: $label: a private key appears in: $(tr '\n' ' ' <<<"$hits")"
+		failed=$((failed + 1)) ;;
+	1) ;;
+	*) log "FAIL: $label: grep could not read everything (exit $status)"
+		failed=$((failed + 1)) ;;
+	esac
+	if [ $failed -eq 0 ]; then
+		echo "$label: ${#keys[@]} keys in $# paths: 1 passed, 0 failed"
+	else
+		echo "$label: ${#keys[@]} keys in $# paths: 0 passed, 1 failed"
+	fi
+	[ $failed -eq 0 ]
 }

@@ -301,7 +301,7 @@ FAULT_TARGETS = ENDPOINTS + ("any",)
 FAULT_KINDS = ("http", "garbage", "wrong_shape", "wrong_content_type", "long_status",
                "control_status", "oversized", "empty_ok", "stall", "drip", "reset",
                "stale_nonce", "slow", "lost_reply", "grow", "openapi_reply",
-               "gateway_timeout")
+               "gateway_timeout", "redirect")
 # Faults that let the endpoint act first (see the docstring).
 AFTER_FAULTS = ("slow", "lost_reply", "grow", "openapi_reply", "gateway_timeout")
 # Parameters each fault kind accepts beyond kind/on/org/times, with their defaults.
@@ -314,19 +314,32 @@ FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "stale_nonce": {"stale": True},
     "slow": {"seconds": 1.0},
     "openapi_reply": {"code": 200},
+    "redirect": {"code": 302},
 }
 OVERSIZED_SKELETON = b'{"status":"SYNCED","pad":""}'  # 28 bytes: the smallest oversized body
 
 COUNTER_NAMES = ("requests", "list", "status", "create", "delete", "challenges",
                  "auth_failures", "malformed", "unknown_path", "connections", "faults_fired",
-                 "rate_limited")
+                 "rate_limited", "redirected")
 COUNTS_LINE_KEYS = ("list", "status", "create", "delete", "challenges", "auth_failures",
                     "malformed")
 
-# The real Ops Manager 401 body, in the real server's key order.
+# The real Ops Manager 401 body, in the real server's key order: it has no errorCode and
+# no parameters (FACTS.md), so a client must not count on them.
 UNAUTHORIZED_BODY = {"reason": "Unauthorized", "error": 401,
-                     "detail": "You are not authorized for this resource.",
-                     "errorCode": "USER_UNAUTHORIZED", "parameters": []}
+                     "detail": "You are not authorized for this resource."}
+
+# Where the pages allow more than one answer, `ctl quirks` picks which one (FACTS.md):
+# "already linked" is 409 or 400; a create succeeds with 201 or (the OpenAPI) 200, with only
+# {"status"} or with the OpenAPI's source-organization view; a key without the Organization
+# Owner role gets 401 or 403.  `ctl reset` restores these defaults.
+QUIRK_DEFAULTS: dict[str, Any] = {"already_linked": 409, "create_code": 201,
+                                  "create_fields": False, "non_owner": 401}
+QUIRK_CHOICES: dict[str, tuple] = {"already_linked": (400, 409), "create_code": (200, 201),
+                                   "create_fields": (False, True), "non_owner": (401, 403)}
+MAX_ATTEMPTS_LOG = 100_000   # arrival times kept for `ctl attempts`; older ones are dropped
+REDIRECT_PREFIX = "/redirected"  # where the redirect fault points; any request there is counted
+CREATED_AT = "2026-11-28T12:00:00Z"  # fixed, so expected outputs stay deterministic
 
 PROXY_HTML = ("<html><head><title>{code} {reason}</title></head><body><center><h1>{code} "
               "{reason}</h1></center><hr><center>nginx</center></body></html>")
@@ -510,6 +523,10 @@ class Simulator:
         self.counters: dict[str, int] = {}
         self.latency_ms = latency_ms
         self.bucket = TokenBucketMode()
+        self.quirks: dict[str, Any] = dict(QUIRK_DEFAULTS)
+        # (arrival time, endpoint) of every request routed to an endpoint, for `ctl attempts`
+        self.attempts: list[tuple[float, str]] = []
+        self.blackhole: list[socket.socket] = []
         self.reset()
 
     # -- state management ---------------------------------------------------------------------
@@ -530,6 +547,8 @@ class Simulator:
             self.faults = []
             self.latency_ms = self.default_latency_ms
             self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+            self.quirks = dict(QUIRK_DEFAULTS)
+            self.attempts = []
         self.bucket.configure({"off": True})
         return n
 
@@ -656,7 +675,9 @@ class Simulator:
                 raise ControlError(f"parameter {name} does not apply to fault {kind}")
         for name, default in allowed.items():
             value = spec.get(name)
-            if name == "code":
+            if name == "code" and kind == "redirect":
+                value = _int_arg(value, name, default, 300, 399)
+            elif name == "code":
                 value = _int_arg(value, name, default, 200, 599)
             elif name == "body":
                 value = value or default
@@ -710,6 +731,8 @@ class Simulator:
         if kind == "http":
             code = f["code"]
             headers = [] if f["retry_after"] is None else [("Retry-After", str(f["retry_after"]))]
+            if f["body"] == "json" and code == 401 and not (f["error_code"] or f["detail"]):
+                return out.json(401, UNAUTHORIZED_BODY, headers=headers)
             if f["body"] == "json":
                 error_code, detail, params = _default_fault_error(code, endpoint, org_id, req)
                 if f["parameters"] is not None:
@@ -745,6 +768,8 @@ class Simulator:
         if kind == "stale_nonce":
             self.count("challenges")
             return self._challenge(out, stale=f["stale"])
+        if kind == "redirect":
+            return _redirect_reply(f["code"], req)
         raise AssertionError(kind)
 
     def _ok_payload(self, endpoint: str, org_id: str | None, req: ApiRequest) -> Any:
@@ -768,6 +793,8 @@ class Simulator:
     def handle_api(self, req: ApiRequest) -> Reply:
         out = _Out(truthy(req.param("pretty")), truthy(req.param("envelope")))
         self.count("requests")
+        if req.path.startswith(REDIRECT_PREFIX + "/"):
+            self.count("redirected")
         if req.path != API_PREFIX and not req.path.startswith(API_PREFIX + "/"):
             # Outside the API it is the web server in front of it that answers (the UI, a
             # proxy): an HTML 404 page, never authenticated, never enveloped, never the
@@ -790,6 +817,7 @@ class Simulator:
 
         with self.lock:
             self.counters[endpoint] += 1
+            self._log_attempt(endpoint)
             malformed = org_id is not None and not ORG_ID_RE.match(org_id)
             if malformed:
                 self.counters["malformed"] += 1
@@ -853,7 +881,7 @@ class Simulator:
                 return out.error(404, "ORG_NOT_FOUND",
                                  f"No organization with ID {org_id} exists.", [org_id])
             if role != "owner":
-                return out.error(401, "NOT_ORG_ADMIN",
+                return out.error(self.quirks["non_owner"], "NOT_ORG_ADMIN",
                                  "The API key does not have the Organization Owner role.")
             if endpoint == "status":
                 if not org.linked:
@@ -865,11 +893,12 @@ class Simulator:
                 if problem is not None:
                     return out.error(*problem)
                 if org.linked:
-                    return out.error(409, "ORG_MIGRATION_LINK_ALREADY_EXISTS",
+                    return out.error(self.quirks["already_linked"],
+                                     "ORG_MIGRATION_LINK_ALREADY_EXISTS",
                                      f"Organization {org_id} is already linked to an Atlas "
                                      "organization.", [org_id])
                 org.linked, org.status = True, "SYNCED"
-                return out.json(201, {"status": "SYNCED"})
+                return out.json(self.quirks["create_code"], self._create_reply(org))
             # delete
             if not org.linked:
                 return _no_link(out, org_id)
@@ -946,6 +975,9 @@ class Simulator:
             "links": ("GET", self._ctl_links),
             "expire-nonces": ("POST", lambda a: {"expired": self.expire_nonces()}),
             "ratelimit": ("POST", self.bucket.configure),
+            "attempts": ("GET", self._ctl_attempts),
+            "quirks": ("POST", self._ctl_quirks),
+            "blackhole": ("POST", self._ctl_blackhole),
         }
         if name not in ops:
             return _control_error(404, f"unknown control command {name!r}")
@@ -960,6 +992,7 @@ class Simulator:
     def _ctl_reset_counters(self, args: dict[str, Any]) -> dict:
         with self.lock:
             self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+            self.attempts = []
         return {}
 
     def _ctl_faults(self, args: dict[str, Any]) -> dict:
@@ -1014,6 +1047,64 @@ class Simulator:
         links.sort(key=lambda d: d["id"])
         return {"links": links}
 
+    # -- strictness: attempt times, the API's alternative answers, a port that never accepts --
+
+    def _log_attempt(self, endpoint: str) -> None:
+        # Caller holds the lock.  Arrival times let tests check retry delays (Retry-After)
+        # from the server's side instead of by wall clock in the client.
+        if len(self.attempts) >= MAX_ATTEMPTS_LOG:
+            del self.attempts[: MAX_ATTEMPTS_LOG // 2]
+        self.attempts.append((time.monotonic(), endpoint))
+
+    def _ctl_attempts(self, args: dict[str, Any]) -> dict:
+        on = args.get("on") or "any"
+        if on not in FAULT_TARGETS:
+            raise ControlError(f"on must be one of {', '.join(FAULT_TARGETS)}")
+        with self.lock:
+            times = [t for t, ep in self.attempts if on in (ep, "any")]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        return {"on": on, "attempts": len(times), "gaps": gaps}
+
+    def _ctl_quirks(self, args: dict[str, Any]) -> dict:
+        with self.lock:
+            new = dict(self.quirks)
+        for name, choices in QUIRK_CHOICES.items():
+            value = args.get(name)
+            if value is None:
+                continue
+            value = (_bool_arg(value, name, False) if isinstance(choices[0], bool)
+                     else _int_arg(value, name, None, 0, 999))
+            if value not in choices:
+                raise ControlError(f"{name} must be one of {', '.join(map(str, choices))}")
+            new[name] = value
+        unknown = set(args) - set(QUIRK_CHOICES)
+        if unknown:
+            raise ControlError(f"unknown quirk {sorted(unknown)[0]!r}")
+        with self.lock:
+            self.quirks = new
+        return dict(new)
+
+    def _ctl_blackhole(self, args: dict[str, Any]) -> dict:
+        """A loopback port whose accept queue is full, so a connect() there never completes:
+        for connect_timeout tests without leaving the machine.  listen(0) queues one
+        connection; the simulator makes it itself and never accepts it."""
+        with self.lock:
+            if not self.blackhole:
+                lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                lsock.bind(("127.0.0.1", 0))
+                lsock.listen(0)
+                filler = socket.create_connection(lsock.getsockname(), timeout=5)
+                self.blackhole = [lsock, filler]
+            return {"port": self.blackhole[0].getsockname()[1]}
+
+    def _create_reply(self, org: Org) -> dict:
+        # Caller holds the lock.  The OpenAPI's source-organization view, when asked for.
+        if not self.quirks["create_fields"]:
+            return {"status": org.status}
+        return {"createdAt": CREATED_AT, "errorMessage": None, "lastSyncedAt": CREATED_AT,
+                "sourceOrgId": org.id, "status": org.status,
+                "targetOrg": {"linkToken": org.token}}
+
 
 def _route(method: str, rest: str) -> tuple[str | None, str | None, tuple[str, ...] | None]:
     """Map a path below the prefix to (endpoint, raw org id, allowed methods).
@@ -1034,6 +1125,13 @@ def _route(method: str, rest: str) -> tuple[str | None, str | None, tuple[str, .
         # to is then checked against the id syntax.
         org_id = urllib.parse.unquote(org_id, errors="replace")
     return table.get(method), org_id, tuple(table)
+
+
+def _redirect_reply(code: int, req: ApiRequest) -> Reply:
+    """A redirect to a path of this simulator outside the API, where any request is counted
+    as `redirected`: a client that follows it (and might send its credentials) shows there."""
+    location = f"http://{req.host}{REDIRECT_PREFIX}{req.target}"
+    return Reply(code, b"", None, [("Location", location)])
 
 
 def _no_link(out: _Out, org_id: str) -> Reply:
@@ -1623,6 +1721,7 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
     rl.add_argument("--legacy", action="store_true")
     rl.add_argument("--off", action="store_true")
     sub.add_parser("counter", add_help=False).add_argument("name", choices=COUNTER_NAMES)
+    _add_strict_ctl_parsers(sub)
     a = p.parse_args(argv)
 
     if not base:
@@ -1699,7 +1798,45 @@ def _run_ctl(argv: list[str], base: str | None) -> int:
         print(TokenBucketMode.describe(_ctl_call(base, "POST", "ratelimit", payload)))
     elif cmd == "counter":
         print(_ctl_call(base, "GET", "stats")[a.name])
+    else:
+        _run_strict_ctl(a, base)
     return 0
+
+
+def _add_strict_ctl_parsers(sub: Any) -> None:
+    at = sub.add_parser("attempts", add_help=False)
+    at.add_argument("--on", choices=FAULT_TARGETS)
+    at.add_argument("--min-gap", type=float)
+    at.add_argument("--raw", action="store_true")
+    q = sub.add_parser("quirks", add_help=False)
+    q.add_argument("--already-linked", type=int, choices=QUIRK_CHOICES["already_linked"])
+    q.add_argument("--create-code", type=int, choices=QUIRK_CHOICES["create_code"])
+    q.add_argument("--create-fields", choices=("true", "false"))
+    q.add_argument("--non-owner", type=int, choices=QUIRK_CHOICES["non_owner"])
+    sub.add_parser("blackhole", add_help=False)
+
+
+def _run_strict_ctl(a: argparse.Namespace, base: str) -> None:
+    if a.cmd == "attempts":
+        got = _ctl_call(base, "GET", "attempts", query={"on": a.on or "any"})
+        line = f"{got['on']} attempts={got['attempts']}"
+        if a.min_gap is not None:
+            short = sum(1 for g in got["gaps"] if g < a.min_gap)
+            line += f" gaps_under_{a.min_gap:g}s={short}"
+        print(line)
+        if a.raw:
+            for i, g in enumerate(got["gaps"], 1):
+                print(f"gap {i}: {g:.3f}s")
+    elif a.cmd == "quirks":
+        payload = {}
+        for name in QUIRK_CHOICES:
+            value = getattr(a, name)
+            if value is not None:
+                payload[name] = value
+        got = _ctl_call(base, "POST", "quirks", payload)
+        print("quirks " + " ".join(f"{k}={str(v).lower()}" for k, v in got.items()))
+    elif a.cmd == "blackhole":
+        print(_ctl_call(base, "POST", "blackhole", {})["port"])
 
 
 # --------------------------------------------------------------------------------------------

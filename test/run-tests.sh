@@ -11,7 +11,9 @@
 # it started.  Exits non-zero when anything fails.
 #
 # Usage: bash test/run-tests.sh [PART...]   (no PART: all of them, as CI runs)
-#   regress   pg_regress, the README examples check, the crash check and the
+#   simtest   the API simulator's unit tests (python3 -m unittest)
+#   regress   pg_regress, the README examples check, the expected-output rules
+#             (test/check-expected.py), the crash check, the DEBUG5 log check and the
 #             secret check, on each PostgreSQL major of OPSMIG_MAJORS (default
 #             "15 17 18"): the host's own (Debian 12: 15) directly, the others
 #             in a Debian root that has them (test/majors.sh)
@@ -32,7 +34,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_PARTS="regress sqlsmith fuzz sanitize tls apache resolver sockets cluster ratelimit package"
+ALL_PARTS="simtest regress sqlsmith fuzz sanitize tls apache resolver sockets cluster ratelimit package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
 	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
@@ -52,7 +54,7 @@ run_check() {
 regress_here() {
 	local rrc=0
 	build_and_install
-	start_services --weak-key opsmigweak:weak-PRIVATE-5678
+	start_services --weak-key "opsmigweak:$SIM_WEAK_PRIVATE_KEY"
 
 	log "running pg_regress (make installcheck) on $(pg_config --version)"
 	make -C "$ROOT" -s with_llvm=no installcheck || rrc=$?
@@ -74,18 +76,40 @@ regress_here() {
 
 	log "checking that the README's tested examples are in the suite"
 	python3 "$ROOT/test/check-readme.py" || rrc=1
+	log "checking that every expected ERROR shows its SQLSTATE and every write its row count"
+	python3 "$ROOT/test/check-expected.py" || rrc=1
 
-	log "checking that the private key appears in no output and no log line"
-	leaks=$(grep -rl -- "$SIM_PRIVATE_KEY" "$ROOT/results" "$WORK/data/postgres.log" 2>/dev/null || true)
-	if [ -n "$leaks" ]; then
-		log "FAIL: the private key appears in: $leaks"
-		rrc=1
+	log "checking that no private key appears in any output or log line (the log at DEBUG5)"
+	secret_scan "secret check" "$ROOT/results" "$WORK/data/postgres.log" "$WORK/sim.log" || rrc=1
+	# The scan proves something only if the tests really logged at DEBUG5 and
+	# every test left its output.
+	local debug_lines sessions requests outs tests
+	debug_lines=$(grep -c '\] DEBUG:  ' "$WORK/data/postgres.log" || true)
+	sessions=$(grep -c 'opsmig_fdw: new HTTP session' "$WORK/data/postgres.log" || true)
+	# The README's "debug2 logs each request's method, URL, code and time".
+	requests=$(grep -c 'DEBUG:  opsmig_fdw: GET /orgs[^ ]*: HTTP 200 in [0-9.]* ms' "$WORK/data/postgres.log" || true)
+	outs=$(find "$ROOT/results" -name '*.out' | wc -l)
+	tests=$(make -C "$ROOT" -s --no-print-directory --eval 'print-regress: ; @echo $(REGRESS)' print-regress | wc -w)
+	if [ "$debug_lines" -ge 1000 ] && [ "$sessions" -ge 10 ] && [ "$requests" -ge 10 ] && [ "$outs" -eq "$tests" ]; then
+		echo "debug log check: $debug_lines DEBUG lines, $sessions HTTP sessions, $requests request lines, $outs of $tests outputs: 1 passed, 0 failed"
 	else
-		echo "secret check: 1 passed, 0 failed"
+		log "FAIL: the log has $debug_lines DEBUG lines, $sessions HTTP sessions, $requests request lines; $outs of $tests test outputs"
+		echo "debug log check: 0 passed, 1 failed"
+		rrc=1
 	fi
 	teardown_services
 	return $rrc
 }
+
+if want simtest; then
+	log "unit-testing the API simulator (python3 -m unittest test_opsmig_sim)"
+	simlog="${TMPDIR:-/tmp}/opsmig-simtest.log"
+	(cd "$ROOT/test" && python3 -m unittest -v test_opsmig_sim) >"$simlog" 2>&1 || { rc=1; tail -n 40 "$simlog" >&2; }
+	ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$simlog")
+	bad=$(grep -cE '^(FAIL|ERROR): ' "$simlog" || true)
+	echo "simtest: $(( ${ran:-0} - bad )) passed, $bad failed"
+	[ -n "$ran" ] || rc=1
+fi
 
 if want regress; then
 	bash "$ROOT/test/install-deps.sh"

@@ -133,7 +133,7 @@ gcc -shared -fPIC -O1 -Wl,-z,initfirst -o "$ASAN_TREE/asan_initfirst.so" \
 	"$ASAN_TREE/asan_initfirst.c"
 
 export PG_EXTRA_ENV="LD_PRELOAD=$ASAN_RT:$UBSAN_RT:$ASAN_TREE/asan_initfirst.so ASAN_OPTIONS=$ASAN_OPTS UBSAN_OPTIONS=$UBSAN_OPTS"
-start_services --weak-key opsmigweak:weak-PRIVATE-5678
+start_services --weak-key "opsmigweak:$SIM_WEAK_PRIVATE_KEY"
 LOGFILE="$WORK/data/postgres.log"
 
 # dynamic_library_path is superuser-settable and reloadable: put the copy
@@ -202,6 +202,14 @@ else
 	# (|| true: head may close the pipe early, and pipefail would end us.)
 	grep -E -B2 -A40 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$LOGFILE" |
 		head -n 100 >&2 || true
+fi
+
+# The secret scan of the outputs and the log of this run too (at DEBUG5, as
+# test/run-tests.sh regress): it fails when any of them cannot be read.
+if secret_scan "sanitize secret scan" "$OUT" "$LOGFILE"; then
+	check "no private key in any output or log line" ok
+else
+	check "no private key in any output or log line" FAIL "see above"
 fi
 
 crashes=$(grep -E 'terminated by signal|exited with exit code|was terminated by exception' \
