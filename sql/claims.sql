@@ -133,8 +133,14 @@ CREATE FOREIGN TABLE links_dropkey (org_id text, status text) SERVER om_dropkey;
 SELECT status FROM links_dropkey WHERE org_id = :'org1';
 DROP USER MAPPING FOR CURRENT_USER SERVER om_dropkey;
 \! python3 test/opsmig_sim.py ctl reset-counters
-SELECT status FROM links_dropkey WHERE org_id = :'org1';
-\echo :LAST_ERROR_SQLSTATE
+-- (The message names the server from PostgreSQL 17 on: only the SQLSTATE here.)
+DO $$
+BEGIN
+  PERFORM status FROM links_dropkey WHERE org_id = '5e2211c17a3e5a48f5000001';
+  RAISE NOTICE 'no error';
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE 'no user mapping: %', SQLSTATE;
+END $$;
 \! python3 test/opsmig_sim.py ctl counts
 DROP SERVER om_dropkey CASCADE;
 

@@ -118,6 +118,9 @@ EXCEPTION WHEN OTHERS THEN
     det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
   det := regexp_replace(det, 'after [0-9]+ ms', 'after N ms', 'g');
   det := regexp_replace(det, '127\.0\.0\.1( port |:)[0-9]+', '127.0.0.1\1PORT', 'g');
+  -- libcurl's words differ between versions (the 8.x of the other majors' roots)
+  det := regexp_replace(det, 'to 127\.0\.0\.1:PORT after', 'to 127.0.0.1 port PORT after');
+  det := replace(det, 'Could not connect to server', 'Couldn''t connect to server');
   RAISE NOTICE E'SQLSTATE %: %\nDETAIL: %\nHINT: %', st, msg, det, hnt;
 END $$;
 SELECT opsmig_try('SELECT * FROM links_down');
