@@ -88,7 +88,7 @@ regress_here() {
 	sessions=$(grep -c 'opsmig_fdw: new HTTP session' "$WORK/data/postgres.log" || true)
 	# The README's "debug2 logs each request's method, URL, code and time".
 	requests=$(grep -c 'DEBUG:  opsmig_fdw: GET /orgs[^ ]*: HTTP 200 in [0-9.]* ms' "$WORK/data/postgres.log" || true)
-	outs=$(find "$ROOT/results" -name '*.out' | wc -l)
+	outs=$(find "$ROOT/results" -maxdepth 1 -name '*.out' | wc -l)
 	tests=$(make -C "$ROOT" -s --no-print-directory --eval 'print-regress: ; @echo $(REGRESS)' print-regress | wc -w)
 	if [ "$debug_lines" -ge 1000 ] && [ "$sessions" -ge 10 ] && [ "$requests" -ge 10 ] && [ "$outs" -eq "$tests" ]; then
 		echo "debug log check: $debug_lines DEBUG lines, $sessions HTTP sessions, $requests request lines, $outs of $tests outputs: 1 passed, 0 failed"
