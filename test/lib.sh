@@ -129,7 +129,9 @@ start_services() {
 # secret_scan LABEL PATH...: fails loudly unless every PATH (a file or a
 # directory) exists and is readable, and no file under them holds any of
 # SUITE_PRIVATE_KEYS or of the words in EXTRA_SECRETS.  An empty regular file
-# is an error too: a log that says nothing proves nothing.  Prints one line,
+# is an error too, and so is a directory with no non-empty file in it (an
+# output directory the tests never wrote to): what says nothing proves nothing.
+# Prints one line,
 # "LABEL: K keys in P paths: 1 passed, 0 failed" (or the failure).
 secret_scan() {
 	local label=$1 f status=0 failed=0 hits
@@ -142,6 +144,9 @@ secret_scan() {
 	for f in "$@"; do
 		if [ ! -r "$f" ] || { [ -f "$f" ] && [ ! -s "$f" ]; }; then
 			log "FAIL: $label: cannot read $f (missing, unreadable or empty)"
+			failed=$((failed + 1))
+		elif [ -d "$f" ] && [ -z "$(find "$f" -type f -size +0 -print -quit)" ]; then
+			log "FAIL: $label: $f holds no non-empty file (nothing was written there)"
 			failed=$((failed + 1))
 		fi
 	done
