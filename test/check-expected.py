@@ -40,6 +40,28 @@ for out in sorted((root / "expected").glob("*.out")):
                             f"after it: {line[:90]}")
 
 FOREIGN = re.compile(r"^\s*(INSERT\s+INTO|DELETE\s+FROM)\s+(\S+)", re.I)
+
+# `\echo :LAST_ERROR_SQLSTATE` stands in for the row count only after a write
+# that failed: after one that succeeded it prints a stale code (or 00000) and
+# the count is lost.  So in the expected output, a write followed by that echo
+# must have an ERROR between them.
+for out in sorted((root / "expected").glob("*.out")):
+    lines = out.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not FOREIGN.match(line):
+            continue
+        j = i
+        while j < len(lines) and not lines[j].rstrip().endswith(";"):
+            j += 1
+        k = j + 1
+        while k < len(lines) and not lines[k].startswith("\\") and not lines[k].startswith("--"):
+            if re.match(r"^(psql:[^ ]* )?ERROR:  ", lines[k]) or not lines[k].strip() \
+                    or re.match(r"^[A-Z]+:  |^(DETAIL|HINT|CONTEXT):", lines[k]) is None:
+                break
+            k += 1
+        if k < len(lines) and lines[k].strip() == "\\echo :LAST_ERROR_SQLSTATE":
+            problems.append(f"{out.name}:{i + 1}: {line.split()[0].upper()} succeeded, but is followed "
+                            "by \\echo :LAST_ERROR_SQLSTATE (a stale code), not :ROW_COUNT")
 for sql in sorted((root / "sql").glob("*.sql")):
     text = sql.read_text()
     lines = text.splitlines()
