@@ -8,8 +8,9 @@
 # and runs `bash test/run-tests.sh regress` there.  The suite must fail: the
 # mutant is then "killed", and the failing tests are named.  A mutant that
 # survives is a missing test.  Ends with
-#   mutants: N killed, M survived, K not applied (T s)
-# and exits non-zero unless every mutant was applied and killed.
+#   mutants: N killed, M survived, U unclear, K not applied (T s)
+# and exits non-zero unless every mutant was applied and killed by a named
+# test or check ("unclear": the run failed, but no test did, e.g. the build).
 #
 # Usage: bash test/mutants.sh [NAME...]      (no NAME: all of them; --list lists them)
 # The mutants build and install into their own private PostgreSQL copy,
@@ -92,7 +93,7 @@ done
 
 TMP=$(mktemp -d /tmp/opsmig-mutants.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-killed=0 survived=0 unapplied=0
+killed=0 survived=0 unapplied=0 unclear=0
 start=$(date +%s)
 for i in "${!NAMES[@]}"; do
 	name=${NAMES[$i]}
@@ -122,15 +123,25 @@ EOF
 		echo "SURVIVED     $name: ${WHYS[$i]} ($(( $(date +%s) - t0 )) s)"
 		survived=$((survived + 1))
 	else
-		# Which tests and checks caught it.
-		by=$(sed -n 's/^test \([a-z_0-9]*\) .*FAILED.*/\1/p' "$logf" | sort -u | paste -sd' ')
+		# Which tests and checks caught it (pg_regress 15 and 16 print "test NAME
+		# ... FAILED", 17 and on "not ok N - NAME").
+		by=$(sed -n -e 's/^test \([a-z_0-9]*\) .*FAILED.*/\1/p' \
+			-e 's/^not ok [0-9]* *[-+] \([a-z_0-9]*\) .*/\1/p' "$logf" | sort -u | paste -sd' ')
 		for c in simtest readme expected-rules 'secret check' 'debug log check'; do
 			grep -q "^$c: .* [1-9][0-9]* failed" "$logf" && by="$by, $c"
 		done
-		echo "killed       $name by: ${by:-the build or a check (see the log)} ($(( $(date +%s) - t0 )) s)"
-		killed=$((killed + 1))
+		if [ -n "$by" ]; then
+			echo "killed       $name by: $by ($(( $(date +%s) - t0 )) s)"
+			killed=$((killed + 1))
+		else
+			# A failed build, a missing tool or a cluster that did not start fails
+			# every mutant alike: that proves no test catches the defect.
+			echo "UNCLEAR      $name: the run failed, but no test or check did (see below)"
+			tail -n 15 "$logf" | sed 's/^/    /'
+			unclear=$((unclear + 1))
+		fi
 	fi
 	rm -rf "$tree"
 done
-echo "mutants: $killed killed, $survived survived, $unapplied not applied ($(( $(date +%s) - start )) s)"
-[ "$survived" -eq 0 ] && [ "$unapplied" -eq 0 ]
+echo "mutants: $killed killed, $survived survived, $unclear unclear, $unapplied not applied ($(( $(date +%s) - start )) s)"
+[ "$survived" -eq 0 ] && [ "$unapplied" -eq 0 ] && [ "$unclear" -eq 0 ]
