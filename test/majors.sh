@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs the pg_regress suite (test/run-tests.sh regress) against another
-# PostgreSQL major than the host's, inside a Debian root that has it:
+# Runs parts of test/run-tests.sh (default: regress, the pg_regress suite)
+# against another PostgreSQL major than the host's, inside a Debian root that has it:
 # 17 from Debian 13 (trixie), 18 from Debian sid.  Why a root and not the
 # host: Debian ships one major per release, and a root made from Debian's
 # own packages is what a DBA on that major runs.
 #
-# Usage: bash test/majors.sh MAJOR     (as root; test/run-tests.sh calls it
-#                                       for each major of OPSMIG_MAJORS)
+# Usage: bash test/majors.sh MAJOR [PART...]   (as root; test/run-tests.sh
+#        calls it for each major of OPSMIG_MAJORS, with regress or cluster)
 #
 # The root is made once with debootstrap and kept in $OPSMIG_ROOTS (default
 # /var/cache/opsmig-roots/pgMAJOR-SUITE); later runs reuse it when it is
@@ -22,7 +22,9 @@ set -euo pipefail
 # shellcheck source=test/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-MAJOR=${1:?usage: test/majors.sh MAJOR}
+MAJOR=${1:?usage: test/majors.sh MAJOR [PART...]}
+shift
+PARTS="${*:-regress}"
 case $MAJOR in
 	17) SUITE=trixie ;;
 	18) SUITE=sid ;;
@@ -155,11 +157,11 @@ LIST=$(mktemp /tmp/opsmig-major-files.XXXXXX)
 # test/package.sh stages it: a host build's objects never reach this major.
 git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ -e "$ROOT/$f" ] && printf '%s\0' "$f"; done >"$LIST"
-log "PostgreSQL $MAJOR ($SUITE root $DIR): test/run-tests.sh regress"
+log "PostgreSQL $MAJOR ($SUITE root $DIR): test/run-tests.sh $PARTS"
 NS_OVERLAY=$MNT NS_SRC=$ROOT NS_LIST=$LIST NS_KEEP="$ROOT/results/pg$MAJOR" \
 	in_namespace "$DIR" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root LANG=C.UTF-8 OPSMIG_DEPS_PREINSTALLED=1 OPSMIG_MAJORS="$MAJOR" \
-	bash /src/test/run-tests.sh regress && rc=0 || rc=$?
+	bash /src/test/run-tests.sh $PARTS && rc=0 || rc=$?
 NS_PID=
 [ $rc -eq 0 ] || log "PostgreSQL $MAJOR: results and regression.diffs kept in results/pg$MAJOR/"
 exit $rc

@@ -26,11 +26,13 @@
 #   resolver  cancel during a DNS lookup that never ends (root: unshare)
 #   sockets   a socket-table overflow is one error, not the session's end
 #   cluster   shared_preload_libraries: cluster views, shared cache, pgbench
-#             (test/cluster-check.sh; PGBENCH_SECONDS=60 for the full run)
+#             (test/cluster-check.sh; PGBENCH_SECONDS=60 for the full run), on
+#             each major of OPSMIG_MAJORS like regress: its shared memory
+#             code differs between majors (compat.h's opsmig_proc_index)
 #   package   the Debian package
 # OPSMIG_PG_ROOT=DIR installs into a private copy of PostgreSQL (test/lib.sh).
-# OPSMIG_MAJORS="17" (say) runs the regress part on that major only; the
-# other parts always run on the host's.
+# OPSMIG_MAJORS="17" (say) runs the regress and cluster parts on that major
+# only; the other parts always run on the host's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -115,7 +117,11 @@ if want simtest; then
 	[ -n "$ran" ] || rc=1
 fi
 
-if want regress; then
+# on_majors PART CMD...: PART on each major of OPSMIG_MAJORS, CMD on the
+# host's, test/majors.sh in a Debian root for the others.
+on_majors() {
+	local part=$1 major start host_major
+	shift
 	bash "$ROOT/test/install-deps.sh"
 	# The secret scans below prove something only if the scan itself fails on
 	# a leak, a missing log and an output directory nobody wrote to.
@@ -127,14 +133,18 @@ if want regress; then
 		# from `||` would run on past a failed build.
 		set +e
 		if [ "$major" = "$host_major" ]; then
-			(set -e; regress_here)
+			(set -e; "$@")
 		else
-			bash "$ROOT/test/majors.sh" "$major"
+			bash "$ROOT/test/majors.sh" "$major" "$part"
 		fi
 		[ $? -eq 0 ] || rc=1
 		set -e
-		log "PostgreSQL $major: regress took $((SECONDS - start)) s"
+		log "PostgreSQL $major: $part took $((SECONDS - start)) s"
 	done
+}
+
+if want regress; then
+	on_majors regress regress_here
 fi
 
 if want sqlsmith; then
@@ -179,7 +189,7 @@ fi
 
 if want cluster; then
 	log "checking a preloaded cluster: cluster-wide views, shared cache, pgbench"
-	bash "$ROOT/test/cluster-check.sh" || rc=1
+	on_majors cluster bash "$ROOT/test/cluster-check.sh"
 fi
 
 # Last, because it swaps the installed extension files for the package's
