@@ -1189,8 +1189,13 @@ opsmigGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
 	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
 
-	/* RETURNING and row triggers need each row back at once. */
-	if (st == NULL || st->conn == NULL || rinfo->ri_projectReturning != NULL ||
+	/*
+	 * RETURNING and row triggers need each row back at once.  A COPY FROM
+	 * batches its rows itself (hold_rows): from 16 PostgreSQL would batch
+	 * them too if asked, and an error would then name no COPY line.
+	 */
+	if (st == NULL || st->conn == NULL || st->hold_rows ||
+		rinfo->ri_projectReturning != NULL ||
 		(rinfo->ri_TrigDesc &&
 		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
 		  rinfo->ri_TrigDesc->trig_insert_after_row)))
