@@ -270,6 +270,9 @@ api_http_hint(OpsmigConn *conn, ApiOp op, long code, const OpsmigApiError *err)
 static bool
 api_maybe_reached(HttpRequest *req)
 {
+	/* A change sent, its reply lost, and curl's resend of it refused. */
+	if (req->resend_refused)
+		return true;
 	switch (req->curl_code)
 	{
 		case CURLE_COULDNT_RESOLVE_HOST:
@@ -474,7 +477,8 @@ api_retry_delay(OpsmigConn *conn, ApiCall *call, HttpRequest *req, long code)
 	if (code == 0)
 		retryable = !req->too_large &&
 			req->curl_code != CURLE_OPERATION_TIMEDOUT &&
-			(idempotent || req->curl_code == CURLE_COULDNT_CONNECT);
+			(idempotent ||
+			 (req->curl_code == CURLE_COULDNT_CONNECT && !api_maybe_reached(req)));
 	else
 		retryable = idempotent && code >= 500 && code != 501;
 	if (!retryable)

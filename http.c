@@ -247,6 +247,8 @@ header_cb(char *line, size_t size, size_t nitems, void *userdata)
 
 		if (sp && sp + 4 <= line + len && strncmp(sp + 1, "401", 3) == 0)
 			req->responses_401++;
+		if (!(sp && sp + 1 < line + len && sp[1] == '1'))
+			req->responses_seen++;
 		req->content_type[0] = '\0';
 		req->retry_after = -1;
 		req->ratelimit_limit = -1;
@@ -273,6 +275,46 @@ header_cb(char *line, size_t size, size_t nitems, void *userdata)
 	else if (len > 20 && pg_strncasecmp(line, "ratelimit-remaining:", 20) == 0)
 		req->ratelimit_remaining = header_count(line, len, 20);
 	return len;
+}
+
+/*
+ * A POST or DELETE must reach the API at most once.  libcurl resends a
+ * request on a new connection when a reused one dies before any reply; a
+ * change whose digest challenge was answered on its own connection goes out
+ * on that (now reused) connection, so its loss would be resent silently.
+ * debug_cb counts the requests curl sends (CURLOPT_VERBOSE is on for changes
+ * only), header_cb the replies; opensocket_cb refuses a new connection while
+ * a sent change has no reply, and the caller reports the change as one whose
+ * outcome is unknown.  A new connection after a complete reply (a server that
+ * closes after its 401) and happy eyeballs' second socket (nothing sent yet)
+ * are allowed.
+ */
+static int
+debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
+{
+	HttpRequest *req = (HttpRequest *) userp;
+	size_t		mlen;
+
+	if (type != CURLINFO_HEADER_OUT || req == NULL)
+		return 0;
+	mlen = strlen(req->method);
+	if (size > mlen && memcmp(data, req->method, mlen) == 0 && data[mlen] == ' ')
+		req->requests_sent++;
+	return 0;
+}
+
+static curl_socket_t
+opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	HttpRequest *req = (HttpRequest *) clientp;
+
+	if (req != NULL && strcmp(req->method, "GET") != 0 &&
+		req->requests_sent > req->responses_seen)
+	{
+		req->resend_refused = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
 }
 
 /*
@@ -306,6 +348,8 @@ handle_configure(HttpSession *s, HttpHandle *h)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "opsmig_fdw/1.0");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 #if LIBCURL_VERSION_NUM >= 0x075700
 	/*
 	 * Removing a transfer that is still resolving a host name (cancel,
@@ -468,6 +512,9 @@ http_start(HttpSession *s, HttpRequest *req)
 	 */
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
 					 strcmp(req->method, "GET") == 0 ? 0L : 1L);
+	/* debug_cb counts what a change sent; see opensocket_cb. */
+	curl_easy_setopt(e, CURLOPT_VERBOSE,
+					 strcmp(req->method, "GET") == 0 ? 0L : 1L);
 	if (strcmp(req->method, "POST") == 0)
 	{
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(req->body ? req->body : ""));
@@ -481,6 +528,8 @@ http_start(HttpSession *s, HttpRequest *req)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(e, CURLOPT_DEBUGDATA, req);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
 
 	req->http_code = 0;
 	req->curl_code = CURLE_OK;
@@ -490,6 +539,9 @@ http_start(HttpSession *s, HttpRequest *req)
 	req->ratelimit_limit = -1;
 	req->ratelimit_remaining = -1;
 	req->responses_401 = 0;
+	req->requests_sent = 0;
+	req->responses_seen = 0;
+	req->resend_refused = false;
 	req->buf_len = 0;
 	req->attempts++;
 
@@ -520,6 +572,8 @@ http_detach(HttpRequest *req)
 	curl_multi_remove_handle(s->multi, req->handle->easy);
 	/* The buffer goes with the request; an idle handle must not point at it. */
 	curl_easy_setopt(req->handle->easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(req->handle->easy, CURLOPT_DEBUGDATA, NULL);
+	curl_easy_setopt(req->handle->easy, CURLOPT_OPENSOCKETDATA, NULL);
 	req->handle->in_use = false;
 	req->handle = NULL;
 	req->batch->running--;
@@ -561,6 +615,10 @@ http_finish(HttpRequest *req, CURLcode result)
 		strlcpy(req->curl_error, curl_easy_strerror(result), sizeof(req->curl_error));
 	else if (result == CURLE_OK)
 		req->curl_error[0] = '\0';
+	if (result != CURLE_OK && req->resend_refused)
+		strlcpy(req->curl_error,
+				"it closed before a reply came, and the request was not sent again",
+				sizeof(req->curl_error));
 	req->elapsed_ms = total * 1000.0;
 	req->connected = connect > 0 || code != 0;
 	req->challenges = req->responses_401 - (code == 401 ? 1 : 0);

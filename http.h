@@ -52,6 +52,8 @@ typedef struct HttpRequest
 	int			challenges;		/* digest 401 round trips in this attempt */
 	double		elapsed_ms;		/* this attempt's wall time */
 	bool		connected;		/* a TCP connection was made (or reused) */
+	bool		resend_refused; /* a POST/DELETE sent without reply was not
+								 * sent again on a new connection */
 	int			attempts;		/* how many times it has been sent */
 	int			ratelimit_limit;	/* RateLimit-Limit, or -1 */
 	int			ratelimit_remaining;	/* RateLimit-Remaining, or -1 */
@@ -72,6 +74,8 @@ typedef struct HttpRequest
 	size_t		buf_len;
 	size_t		buf_cap;
 	int			responses_401;	/* status lines seen with code 401 */
+	int			requests_sent;	/* request lines curl sent (changes only) */
+	int			responses_seen; /* final (non-1xx) status lines received */
 } HttpRequest;
 
 extern HttpSession *http_session_create(MemoryContext cxt,
