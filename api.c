@@ -214,9 +214,23 @@ api_base_url_hint(OpsmigConn *conn)
 				   conn->server_name);
 }
 
-static int
-api_http_sqlstate(ApiOp op, long code)
+/*
+ * "Already linked" may come as 400 (FACTS.md): the errorCode says so plainly,
+ * and it is then the same answer as a 409 to a create.
+ */
+static bool
+api_already_linked(ApiOp op, long code, const OpsmigApiError *err)
 {
+	return op == API_CREATE &&
+		(code == 409 ||
+		 (code == 400 && strcmp(err->error_code, "ORG_MIGRATION_LINK_ALREADY_EXISTS") == 0));
+}
+
+static int
+api_http_sqlstate(ApiOp op, long code, const OpsmigApiError *err)
+{
+	if (api_already_linked(op, code, err))
+		return ERRCODE_UNIQUE_VIOLATION;
 	switch (code)
 	{
 		case 401:
@@ -240,7 +254,8 @@ api_http_sqlstate(ApiOp op, long code)
 static int
 api_http_hint(OpsmigConn *conn, ApiOp op, long code, const OpsmigApiError *err)
 {
-	if (code == 401 && strcmp(err->error_code, "NOT_ORG_ADMIN") == 0)
+	/* A key without the role is refused with 401 or 403 (FACTS.md). */
+	if ((code == 401 || code == 403) && strcmp(err->error_code, "NOT_ORG_ADMIN") == 0)
 		return errhint("The API key \"%s\" needs the Organization Owner role on this organization.",
 					   conn->public_key);
 	if (code == 401)
@@ -250,7 +265,7 @@ api_http_hint(OpsmigConn *conn, ApiOp op, long code, const OpsmigApiError *err)
 		return errhint("If the API key has an IP access list, add this database server's address to it.");
 	if (code == 404 && op != API_LIST)
 		return errhint("Check that the organization exists and that the API key can see it.");
-	if (code == 409 && op == API_CREATE)
+	if (api_already_linked(op, code, err))
 		return errhint("The organization is already linked: DELETE its row first to link it again.");
 	if (code == 409)
 		return errhint("Wait for the running live migration to finish, or cancel it, then delete the link.");
@@ -337,7 +352,7 @@ api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 
 	ereport(ERROR,
 			(errcode(not_api ? ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION :
-					 api_http_sqlstate(call->op, code)),
+					 api_http_sqlstate(call->op, code, &err)),
 			 api_errmsg(conn, call),
 			 api_http_detail(code, &err),
 			 not_api ? api_base_url_hint(conn) :
