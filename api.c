@@ -359,6 +359,26 @@ api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 			 api_http_hint(conn, call->op, code, &err)));
 }
 
+/*
+ * The errhint() of a connection that failed before the request went.  A
+ * certificate for another host name is not fixed by ca_file (the CA may be
+ * trusted already): libcurl's text names the "target host name" then.
+ */
+static int
+api_connect_hint(OpsmigConn *conn, HttpRequest *req)
+{
+	if (req->curl_code == CURLE_PEER_FAILED_VERIFICATION &&
+		strstr(req->curl_error, "target host name") != NULL)
+		return errhint("The server's certificate is not issued for the host name in base_url of server \"%s\": use a host name the certificate names.",
+					   conn->server_name);
+	if (req->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
+		req->curl_code == CURLE_SSL_CACERT_BADFILE)
+		return errhint("The server's certificate was not accepted: set ca_file of server \"%s\" to the CA that signed it.",
+					   conn->server_name);
+	return errhint("Check base_url of server \"%s\" and that the API is reachable from the database server.",
+				   conn->server_name);
+}
+
 static void
 api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
 {
@@ -396,12 +416,7 @@ api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
 				 api_errmsg(conn, call),
 				 errdetail("Could not connect to %s: %s.",
 						   conn->opts.base_url, api_sentence(req->curl_error)),
-				 req->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
-				 req->curl_code == CURLE_SSL_CACERT_BADFILE ?
-				 errhint("The server's certificate was not accepted: set ca_file of server \"%s\" to the CA that signed it.",
-						 conn->server_name) :
-				 errhint("Check base_url of server \"%s\" and that the API is reachable from the database server.",
-						 conn->server_name)));
+				 api_connect_hint(conn, req)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 api_errmsg(conn, call),

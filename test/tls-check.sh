@@ -98,6 +98,8 @@ check "a certificate from the trusted CA for another host name is refused with 0
 	grep -q '^other_state=08001$' <<<"$out"
 check "the refusal's detail says the name does not match" \
 	grep -q "subject name matches target host name '127.0.0.1'" <<<"$out"
+check "its hint is about the host name in base_url, not ca_file (ca_file is set)" \
+	grep -q 'not issued for the host name in base_url of server "tls_other"' <<<"$out"
 check "http:// to an HTTPS port fails with an SQLSTATE, not a crash" \
 	grep -Eq '^plain_state=(08001|08006|HV00M|HV000)$' <<<"$out"
 check "no private key in the psql output, the server log or the simulators' logs" \
