@@ -23,12 +23,6 @@ set -euo pipefail
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-20}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-32}
 
-passed=0 failed=0
-check() {	# check "what" command...
-	local what=$1; shift
-	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
-	else failed=$((failed + 1)); echo "FAIL - $what"; fi
-}
 eq() {		# eq "what" expected actual
 	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   - $1"
 	else failed=$((failed + 1)); echo "FAIL - $1: expected '$2', got '$3'"; fi

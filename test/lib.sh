@@ -27,6 +27,15 @@ as_postgres() {
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# check "what" command...: the checks' tally; a script ends with
+# echo "NAME: $passed passed, $failed failed".
+passed=0 failed=0
+check() {
+	local what=$1; shift
+	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
+	else failed=$((failed + 1)); echo "FAIL - $what"; fi
+}
+
 # OPSMIG_PG_ROOT=DIR (opt-in, for developers running several trees at once):
 # install into a private copy of the PostgreSQL installation under DIR
 # instead of the system's.  PostgreSQL finds its share and lib directories

@@ -11,12 +11,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-passed=0 failed=0
-check() {	# check "what" command...
-	local what=$1; shift
-	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
-	else failed=$((failed + 1)); echo "FAIL - $what"; fi
-}
 ctl() { python3 "$SIM" ctl "$@"; }
 
 build_and_install

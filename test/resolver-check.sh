@@ -31,12 +31,6 @@ if [ -z "${OPSMIG_IN_RESOLVER_NS:-}" ]; then
 	exec unshare --mount --net env OPSMIG_IN_RESOLVER_NS=1 bash "$0" "$@"
 fi
 
-passed=0 failed=0
-check() {	# check "what" command...
-	local what=$1; shift
-	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
-	else failed=$((failed + 1)); echo "FAIL - $what"; fi
-}
 
 ip link set lo up
 start_services

@@ -17,12 +17,6 @@ SEED=${SQLSMITH_SEED:-20261128}
 QUERIES=${SQLSMITH_QUERIES:-5000}
 SECONDS_MAX=${SQLSMITH_SECONDS:-60}
 
-passed=0 failed=0
-check() {	# check "what" command...
-	local what=$1; shift
-	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
-	else failed=$((failed + 1)); echo "FAIL - $what"; fi
-}
 
 if ! command -v sqlsmith >/dev/null; then
 	log "installing sqlsmith with apt-get"

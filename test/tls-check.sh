@@ -9,12 +9,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-passed=0 failed=0
-check() {	# check "what" command...
-	local what=$1; shift
-	if "$@"; then passed=$((passed + 1)); echo "ok   - $what"
-	else failed=$((failed + 1)); echo "FAIL - $what"; fi
-}
 
 build_and_install
 start_services
