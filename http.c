@@ -279,42 +279,31 @@ header_cb(char *line, size_t size, size_t nitems, void *userdata)
 
 /*
  * A POST or DELETE must reach the API at most once.  libcurl resends a
- * request on a new connection when a reused one dies before any reply; a
- * change whose digest challenge was answered on its own connection goes out
- * on that (now reused) connection, so its loss would be resent silently.
- * debug_cb counts the requests curl sends (CURLOPT_VERBOSE is on for changes
- * only), header_cb the replies; opensocket_cb refuses a new connection while
- * a sent change has no reply, and the caller reports the change as one whose
- * outcome is unknown.  A new connection after a complete reply (a server that
- * closes after its 401) and happy eyeballs' second socket (nothing sent yet)
- * are allowed.
+ * request when a reused connection dies before any reply, and the second
+ * leg of a digest challenge goes out on a reused connection (its own, or
+ * any idle one of the session's pool), so its loss would be resent
+ * silently.  libcurl calls prereq_cb before it sends each request, on a new
+ * or a reused connection alike: a change that was sent and has no reply yet
+ * is not sent again, and the caller reports it as one whose outcome is
+ * unknown.  A second leg after a complete 401 has sent == replies, and goes.
+ * (The proxy's CONNECT is part of the connection, not a request here; its
+ * reply is kept from header_cb by CURLOPT_SUPPRESS_CONNECT_HEADERS.)
  */
 static int
-debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
-{
-	HttpRequest *req = (HttpRequest *) userp;
-	size_t		mlen;
-
-	if (type != CURLINFO_HEADER_OUT || req == NULL)
-		return 0;
-	mlen = strlen(req->method);
-	if (size > mlen && memcmp(data, req->method, mlen) == 0 && data[mlen] == ' ')
-		req->requests_sent++;
-	return 0;
-}
-
-static curl_socket_t
-opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+		  int conn_primary_port, int conn_local_port)
 {
 	HttpRequest *req = (HttpRequest *) clientp;
 
-	if (req != NULL && strcmp(req->method, "GET") != 0 &&
-		req->requests_sent > req->responses_seen)
+	if (req == NULL || strcmp(req->method, "GET") == 0)
+		return CURL_PREREQFUNC_OK;
+	if (req->requests_sent > req->responses_seen)
 	{
 		req->resend_refused = true;
-		return CURL_SOCKET_BAD;
+		return CURL_PREREQFUNC_ABORT;
 	}
-	return socket(address->family, address->socktype, address->protocol);
+	req->requests_sent++;
+	return CURL_PREREQFUNC_OK;
 }
 
 /*
@@ -348,8 +337,8 @@ handle_configure(HttpSession *s, HttpHandle *h)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "opsmig_fdw/1.0");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075700
 	/*
 	 * Removing a transfer that is still resolving a host name (cancel,
@@ -512,9 +501,6 @@ http_start(HttpSession *s, HttpRequest *req)
 	 */
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
 					 strcmp(req->method, "GET") == 0 ? 0L : 1L);
-	/* debug_cb counts what a change sent; see opensocket_cb. */
-	curl_easy_setopt(e, CURLOPT_VERBOSE,
-					 strcmp(req->method, "GET") == 0 ? 0L : 1L);
 	if (strcmp(req->method, "POST") == 0)
 	{
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(req->body ? req->body : ""));
@@ -528,8 +514,7 @@ http_start(HttpSession *s, HttpRequest *req)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
-	curl_easy_setopt(e, CURLOPT_DEBUGDATA, req);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
 
 	req->http_code = 0;
 	req->curl_code = CURLE_OK;
@@ -572,8 +557,7 @@ http_detach(HttpRequest *req)
 	curl_multi_remove_handle(s->multi, req->handle->easy);
 	/* The buffer goes with the request; an idle handle must not point at it. */
 	curl_easy_setopt(req->handle->easy, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(req->handle->easy, CURLOPT_DEBUGDATA, NULL);
-	curl_easy_setopt(req->handle->easy, CURLOPT_OPENSOCKETDATA, NULL);
+	curl_easy_setopt(req->handle->easy, CURLOPT_PREREQDATA, NULL);
 	req->handle->in_use = false;
 	req->handle = NULL;
 	req->batch->running--;

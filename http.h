@@ -74,7 +74,7 @@ typedef struct HttpRequest
 	size_t		buf_len;
 	size_t		buf_cap;
 	int			responses_401;	/* status lines seen with code 401 */
-	int			requests_sent;	/* request lines curl sent (changes only) */
+	int			requests_sent;	/* requests curl sent (changes only) */
 	int			responses_seen; /* final (non-1xx) status lines received */
 } HttpRequest;
 
