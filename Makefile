@@ -28,7 +28,7 @@ $(OBJS): $(wildcard *.h)
 # with everything under opsmig_fdw-$(DIST_VERSION)/.  It packs the COMMITTED
 # tree (git archive HEAD), not the work tree: uncommitted edits are left out,
 # so commit first.  DIST_VERSION must match META.json and debian/changelog
-# (test/package.sh checks that they agree).
+# (test/tools/package.sh checks that they agree).
 DIST_VERSION = 1.2.0
 DIST_NAME = $(EXTENSION)-$(DIST_VERSION)
 

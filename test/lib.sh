@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by test/run-tests.sh, test/demo.sh and test/bench: build and install
+# Shared by test/run-tests.sh, test/tools/demo.sh and test/bench/run.sh: build and install
 # the extension, start a throwaway PostgreSQL cluster (owned by "postgres",
 # Unix socket only, in a temp dir) and the API simulator on 127.0.0.1, and
 # tear both down on exit, whatever happens.  Source it; do not run it.
@@ -54,7 +54,7 @@ private_pg_root() {
 }
 
 build_and_install() {
-	bash "$ROOT/test/install-deps.sh"
+	bash "$ROOT/test/tools/install-deps.sh"
 	log "building and installing opsmig_fdw"
 	# -Werror: the tree builds without warnings on every major it supports.
 	make -C "$ROOT" -s with_llvm=no COPT=-Werror >/dev/null
@@ -103,7 +103,7 @@ start_services() {
 	as_postgres "$PG_BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust \
 		--no-sync -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 ||
 		{ cat "$WORK/initdb.log" >&2; return 1; }
-	# PG_EXTRA_ENV (opt-in; test/sanitize.sh sets it): NAME=value words, no
+	# PG_EXTRA_ENV (opt-in; test/checks/sanitize.sh sets it): NAME=value words, no
 	# blanks in a value, put in the postmaster's environment through env(1)
 	# inside as_postgres, so that sudo's env_reset cannot drop them.
 	local -a pg_env=()
@@ -114,8 +114,8 @@ start_services() {
 	pg_env+=(http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9
 		HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 all_proxy=http://127.0.0.1:9
 		no_proxy= NO_PROXY=)
-	# PG_EXTRA_OPTS (opt-in; test/cluster-check.sh and
-	# test/ratelimit-check.sh set it): more server
+	# PG_EXTRA_OPTS (opt-in; test/checks/cluster.sh and
+	# test/checks/ratelimit.sh set it): more server
 	# options, e.g. "-c shared_preload_libraries=opsmig_fdw".
 	as_postgres env "${pg_env[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/data/postgres.log" -w \
 		-o "-k $WORK -p $PGPORT -c listen_addresses= -c fsync=off ${PG_EXTRA_OPTS:-}" start >/dev/null

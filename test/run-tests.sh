@@ -13,10 +13,10 @@
 # Usage: bash test/run-tests.sh [PART...]   (no PART: all of them, as CI runs)
 #   simtest   the API simulator's unit tests (python3 -m unittest)
 #   regress   pg_regress, the README examples check, the expected-output rules
-#             (test/check-expected.py), the crash check, the DEBUG5 log check and the
+#             (test/checks/expected.py), the crash check, the DEBUG5 log check and the
 #             secret check, on each PostgreSQL major of OPSMIG_MAJORS (default
 #             "15 17 18"): the host's own (Debian 12: 15) directly, the others
-#             in a Debian root that has them (test/majors.sh)
+#             in a Debian root that has them (test/tools/majors.sh)
 #   sqlsmith  a bounded SQLsmith run (fixed seed, about 30 s): no backend crash
 #   fuzz      libFuzzer on the reply parsers
 #   sanitize  the pg_regress suite under ASan/UBSan
@@ -26,7 +26,7 @@
 #   resolver  cancel during a DNS lookup that never ends (root: unshare)
 #   sockets   a socket-table overflow is one error, not the session's end
 #   cluster   shared_preload_libraries: cluster views, shared cache, pgbench
-#             (test/cluster-check.sh; PGBENCH_SECONDS=60 for the full run), on
+#             (test/checks/cluster.sh; PGBENCH_SECONDS=60 for the full run), on
 #             each major of OPSMIG_MAJORS like regress: its shared memory
 #             code differs between majors (compat.h's opsmig_proc_index)
 #   package   the Debian package
@@ -77,9 +77,9 @@ regress_here() {
 	fi
 
 	log "checking that the README's tested examples are in the suite"
-	python3 "$ROOT/test/check-readme.py" || rrc=1
+	python3 "$ROOT/test/checks/readme.py" || rrc=1
 	log "checking that every expected ERROR shows its SQLSTATE and every write its row count"
-	python3 "$ROOT/test/check-expected.py" || rrc=1
+	python3 "$ROOT/test/checks/expected.py" || rrc=1
 
 	log "checking that no private key appears in any output or log line (the log at DEBUG5)"
 	secret_scan "secret check" "$ROOT/results" "$WORK/data/postgres.log" "$WORK/sim.log" || rrc=1
@@ -108,9 +108,9 @@ regress_here() {
 }
 
 if want simtest; then
-	log "unit-testing the API simulator (python3 -m unittest test_opsmig_sim)"
+	log "unit-testing the API simulator (python3 -m unittest discover in test/sim)"
 	simlog="${TMPDIR:-/tmp}/opsmig-simtest.log"
-	(cd "$ROOT/test" && python3 -m unittest -v test_opsmig_sim) >"$simlog" 2>&1 || { rc=1; tail -n 40 "$simlog" >&2; }
+	(cd "$ROOT/test/sim" && python3 -m unittest discover -v -p 'test_*.py') >"$simlog" 2>&1 || { rc=1; tail -n 40 "$simlog" >&2; }
 	ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$simlog")
 	bad=$(grep -cE '^(FAIL|ERROR): ' "$simlog" || true)
 	echo "simtest: $(( ${ran:-0} - bad )) passed, $bad failed"
@@ -118,14 +118,14 @@ if want simtest; then
 fi
 
 # on_majors PART CMD...: PART on each major of OPSMIG_MAJORS, CMD on the
-# host's, test/majors.sh in a Debian root for the others.
+# host's, test/tools/majors.sh in a Debian root for the others.
 on_majors() {
 	local part=$1 major start host_major
 	shift
-	bash "$ROOT/test/install-deps.sh"
+	bash "$ROOT/test/tools/install-deps.sh"
 	# The secret scans below prove something only if the scan itself fails on
 	# a leak, a missing log and an output directory nobody wrote to.
-	bash "$ROOT/test/secret-scan-selftest.sh" || rc=1
+	bash "$ROOT/test/checks/secret-scan-selftest.sh" || rc=1
 	host_major=$(pg_config --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
 	for major in ${OPSMIG_MAJORS:-15 17 18}; do
 		start=$SECONDS
@@ -135,7 +135,7 @@ on_majors() {
 		if [ "$major" = "$host_major" ]; then
 			(set -e; "$@")
 		else
-			bash "$ROOT/test/majors.sh" "$major" "$part"
+			bash "$ROOT/test/tools/majors.sh" "$major" "$part"
 		fi
 		[ $? -eq 0 ] || rc=1
 		set -e
@@ -149,7 +149,7 @@ fi
 
 if want sqlsmith; then
 	log "random queries on the foreign tables with SQLsmith (bounded; no backend may crash)"
-	run_check sqlsmith-check "$ROOT/test/sqlsmith-check.sh"
+	run_check sqlsmith-check "$ROOT/test/checks/sqlsmith.sh"
 fi
 
 if want fuzz; then
@@ -159,43 +159,43 @@ fi
 
 if want sanitize; then
 	log "running the whole pg_regress suite again under AddressSanitizer and UBSan"
-	bash "$ROOT/test/sanitize.sh" || rc=1
+	bash "$ROOT/test/checks/sanitize.sh" || rc=1
 fi
 
 if want tls; then
 	log "checking TLS: an unknown CA refused, ca_file trusted, ssl_verify off"
-	run_check tls-check "$ROOT/test/tls-check.sh"
+	run_check tls-check "$ROOT/test/checks/tls.sh"
 fi
 
 if want ratelimit; then
 	log "checking the rate limit shared by three backends (shared_preload_libraries)"
-	run_check ratelimit-check "$ROOT/test/ratelimit-check.sh"
+	run_check ratelimit-check "$ROOT/test/checks/ratelimit.sh"
 fi
 
 if want apache; then
 	log "checking the extension against a real digest server (Apache mod_auth_digest)"
-	run_check apache-check "$ROOT/test/apache-check.sh"
+	run_check apache-check "$ROOT/test/checks/apache.sh"
 fi
 
 if want resolver; then
 	log "checking that statement_timeout ends a request stuck in the DNS resolver"
-	run_check resolver-check "$ROOT/test/resolver-check.sh"
+	run_check resolver-check "$ROOT/test/checks/resolver.sh"
 fi
 
 if want sockets; then
 	log "checking that a socket-table overflow fails one query, not the session"
-	run_check socket-check "$ROOT/test/socket-check.sh"
+	run_check socket-check "$ROOT/test/checks/sockets.sh"
 fi
 
 if want cluster; then
 	log "checking a preloaded cluster: cluster-wide views, shared cache, pgbench"
-	on_majors cluster bash "$ROOT/test/cluster-check.sh"
+	on_majors cluster bash "$ROOT/test/checks/cluster.sh"
 fi
 
 # Last, because it swaps the installed extension files for the package's
 # while it runs (and puts them back).
 if want package; then
 	log "building, installing and smoke-testing the Debian package"
-	bash "$ROOT/test/package.sh" || rc=1
+	bash "$ROOT/test/tools/package.sh" || rc=1
 fi
 exit $rc

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""bench.py: the measuring half of test/bench (run it through test/bench, which builds and
+"""bench.py: the measuring half of test/bench/run.sh (run it through test/bench/run.sh, which builds and
 installs the extension, starts a throwaway cluster and the API simulator, builds
-test/bench_curl.c and exports what this needs):
+test/bench/bench_curl.c and exports what this needs):
 
   BENCH_LATENCY_MS, BENCH_ORGS ("100 1000"), BENCH_QUICK (0|1), BENCH_CURL_BIN, BENCH_SIM,
   BENCH_PUBLIC_KEY, BENCH_DIR (scratch), SIM_URL, SIM_PRIVATE_KEY, PGHOST/PGPORT/PGUSER/...
 
 For each N it measures, against the simulator with round trip L:
   (a) the documented loop: one `curl --digest` process per organization, sequentially;
-  (b) the same GETs from one reused libcurl easy handle (test/bench_curl.c);
+  (b) the same GETs from one reused libcurl easy handle (test/bench/bench_curl.c);
   (c) SELECT count(*) FROM org_migration_links with max_concurrent_requests C = 1, 8, 16, 32:
       the first scan of a fresh backend, then warm scans (median);
   (d) WHERE org_id = const lookups, a join of a 50-row local table, 100 single-row
@@ -516,7 +516,7 @@ def main() -> int:
     notes: list[str] = []
     checks: list[str] = []
 
-    print("# opsmig_fdw benchmark (`test/bench" + (" --quick" if QUICK else "") + "`)")
+    print("# opsmig_fdw benchmark (`test/bench/run.sh" + (" --quick" if QUICK else "") + "`)")
     print()
     for line in machine():
         print(line)

@@ -1,4 +1,4 @@
-"""The measuring half of test/cancel-bench (see there).
+"""The measuring half of test/bench/cancel.sh (see there).
 
 Each figure comes from psql's own \\timing, so it is the time the client
 waited: statement_timeout fires at a known moment, and what is left over is
@@ -108,7 +108,7 @@ def main():
     ctl("clear-faults")
     after = psql(QUERY)
 
-    print("# opsmig_fdw cancel figures (`test/cancel-bench`)\n")
+    print("# opsmig_fdw cancel figures (`test/bench/cancel.sh`)\n")
     print(f"- machine: {os.cpu_count()} cores; simulator on 127.0.0.1 stalling every status call\n")
     print("| what | n | median ms | max ms |")
     print("|---|--:|--:|--:|")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ratelimit.py: the rate-limit half of test/bench (`test/bench --rate-limit`), run on a
+"""ratelimit.py: the rate-limit half of test/bench/run.sh (`test/bench/run.sh --rate-limit`), run on a
 cluster started with shared_preload_libraries = 'opsmig_fdw' and the simulator at round
 trip L. It measures the targets of issue 12 against the simulator's token bucket
 (`ctl ratelimit`, RateLimit-* headers and the 429 body of FACTS.md):
@@ -71,7 +71,7 @@ def row(what: str, secs: float, limit: float, target: float, c: dict, note: str)
 def main() -> int:
     t_start = time.monotonic()
     bench.setup_database()
-    print("# opsmig_fdw rate-limit benchmark (`test/bench --rate-limit`)")
+    print("# opsmig_fdw rate-limit benchmark (`test/bench/run.sh --rate-limit`)")
     print()
     for line in bench.machine():
         print(line)

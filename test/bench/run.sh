@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# test/bench: prints a table of figures (not a pass/fail test) comparing, for
+# test/bench/run.sh: prints a table of figures (not a pass/fail test) comparing, for
 # each organization count N, the documented "one curl --digest process per
 # organization" loop, the same calls from one reused libcurl handle, and
 # opsmig_fdw's scans, lookups, joins, INSERTs and DELETEs, each against the
 # physical limit (pages + ceil(N / C)) x L of an API with round trip L; then
 # a backend's memory and open fds before and after 5,000 scans.
 #
-#   test/bench [--latency-ms L] [--orgs "100 1000"] [--quick]
-#   test/bench --rate-limit [--latency-ms L]
+#   test/bench/run.sh [--latency-ms L] [--orgs "100 1000"] [--quick]
+#   test/bench/run.sh --rate-limit [--latency-ms L]
 #
 # --rate-limit measures instead the targets of the API's rate limit (a
-# preloaded cluster, the simulator's token bucket): test/bench.d/ratelimit.py.
+# preloaded cluster, the simulator's token bucket): test/bench/ratelimit.py.
 #
 # Everything runs on a throwaway cluster and the bundled API simulator on
 # 127.0.0.1 (test/lib.sh).  Progress goes to stderr; the report (Markdown)
-# to stdout, so `test/bench > bench.md` keeps just the report.  The measuring
-# itself is test/bench.d/bench.py.
+# to stdout, so `test/bench/run.sh > bench.md` keeps just the report.  The measuring
+# itself is test/bench/bench.py.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 LATENCY=50
 ORGS="100 1000"
@@ -57,8 +57,8 @@ if [ "$RATELIMIT" = 1 ]; then
 fi
 start_services --latency-ms "$LATENCY" --orgs "$first_n"
 
-log "building test/bench_curl.c"
-cc -O2 -Wall -o "$WORK/bench_curl" "$ROOT/test/bench_curl.c" $(pkg-config --cflags --libs libcurl)
+log "building test/bench/bench_curl.c"
+cc -O2 -Wall -o "$WORK/bench_curl" "$ROOT/test/bench/bench_curl.c" $(pkg-config --cflags --libs libcurl)
 
 export BENCH_LATENCY_MS=$LATENCY BENCH_ORGS=$ORGS BENCH_QUICK=$QUICK \
 	BENCH_CURL_BIN="$WORK/bench_curl" BENCH_SIM="$SIM" BENCH_PUBLIC_KEY="$SIM_PUBLIC_KEY" \
@@ -68,7 +68,7 @@ export BENCH_LATENCY_MS=$LATENCY BENCH_ORGS=$ORGS BENCH_QUICK=$QUICK \
 mkdir -p "$WORK/bench"
 export BENCH_DIR="$WORK/bench"
 if [ "$RATELIMIT" = 1 ]; then
-	python3 "$ROOT/test/bench.d/ratelimit.py"
+	python3 "$ROOT/test/bench/ratelimit.py"
 else
-	python3 "$ROOT/test/bench.d/bench.py"
+	python3 "$ROOT/test/bench/bench.py"
 fi

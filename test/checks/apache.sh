@@ -19,7 +19,7 @@
 #   - the private key reaches no psql output and no log line.
 # Prints "apache-check: N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 ORG=5e2211c17a3e5a48f5497de3
 REALM="MMS Public API"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/cluster-check.sh: opsmig_fdw loaded through shared_preload_libraries.
+# test/checks/cluster.sh: opsmig_fdw loaded through shared_preload_libraries.
 # Against a preloaded throwaway cluster and the simulator, checks that:
 #   - two sessions' work (a 5-org scan and a lookup) shows as 7 requests in
 #     opsmig_fdw_cluster_stats read by a third session, and only to roles
@@ -16,9 +16,9 @@
 #     for PGBENCH_SECONDS (20; the documented manual run uses 60): no error,
 #     no crash, and the cluster's counters equal the simulator's own count.
 # Prints the pgbench figures and "cluster-check: N passed, M failed".
-# Usage: [PGBENCH_SECONDS=60] bash test/cluster-check.sh
+# Usage: [PGBENCH_SECONDS=60] bash test/checks/cluster.sh
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-20}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-32}

@@ -14,7 +14,7 @@ import pathlib
 import re
 import sys
 
-root = pathlib.Path(__file__).resolve().parent.parent
+root = pathlib.Path(__file__).resolve().parents[2]
 problems: list[str] = []
 notes: list[str] = []
 checked = 0

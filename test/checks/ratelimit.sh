@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/ratelimit-check.sh: the API's rate limit shared by every backend.  On
+# test/checks/ratelimit.sh: the API's rate limit shared by every backend.  On
 # a cluster started with shared_preload_libraries = 'opsmig_fdw', three
 # sessions scan 40 organizations each at once, with one API key, against a
 # simulator bucket of capacity 10 refilled at 20 a second: all complete, and
@@ -9,7 +9,7 @@
 # shared bucket usable.  Every wait is bounded.  Prints
 # "ratelimit-check: N passed, M failed"; non-zero on failure.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 ctl() { python3 "$SIM" ctl "$@"; }
 

@@ -7,7 +7,7 @@ import pathlib
 import re
 import sys
 
-root = pathlib.Path(__file__).resolve().parent.parent
+root = pathlib.Path(__file__).resolve().parents[2]
 readme = (root / "README.md").read_text()
 blocks = re.findall(r"<!-- tested: (\S+) -->\s*```sql\n(.*?)```", readme, re.S)
 passed = failed = 0

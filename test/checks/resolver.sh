@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/resolver-check.sh: cancel while libcurl resolves a host name.  The
+# test/checks/resolver.sh: cancel while libcurl resolves a host name.  The
 # tests elsewhere use 127.0.0.1 and resolve nothing, so they cannot see that
 # removing a transfer which is still resolving joined libcurl's resolver
 # thread, and so blocked the backend until getaddrinfo() gave up.
@@ -14,7 +14,7 @@
 # backend must still answer.  Nothing leaves the namespace.  Prints "resolver-check: N passed,
 # M failed"; non-zero on failure.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # getaddrinfo() waits this long for the stub before it gives up: the time a
 # backend that joins the resolver thread is blocked.

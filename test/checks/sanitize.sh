@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/sanitize.sh: runs the whole pg_regress suite of opsmig_fdw against a
+# test/checks/sanitize.sh: runs the whole pg_regress suite of opsmig_fdw against a
 # build of the extension compiled with AddressSanitizer and UBSan, and fails
 # on any sanitizer report in the server log.  Prints one line per check and
 # then "sanitize: N passed, M failed"; exits non-zero when any check fails.
@@ -25,7 +25,7 @@
 # KEEP_WORK=1 keeps the cluster directory and the sanitizer build.
 set -euo pipefail
 # shellcheck source=test/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # PGXS compiles with PostgreSQL's own -fwrapv, under which signed overflow
 # is defined, so UBSan does not check it here; the other UB checks (shifts,
@@ -108,7 +108,7 @@ fi
 cat >"$ASAN_TREE/asan_initfirst.c" <<'EOF'
 /*
  * asan_initfirst.c: preloaded after the sanitizer runtimes by
- * test/sanitize.sh.  Linked with -z initfirst, its constructor runs before
+ * test/checks/sanitize.sh.  Linked with -z initfirst, its constructor runs before
  * every other library's, and its malloc() makes ASan initialize there,
  * with no lock held.
  *

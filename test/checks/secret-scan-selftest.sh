@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# test/secret-scan-selftest.sh: the secret scan (secret_scan in test/lib.sh)
+# test/checks/secret-scan-selftest.sh: the secret scan (secret_scan in test/lib.sh)
 # must fail on what proves nothing, or it passes whatever the code does: a
 # missing or empty log, an output directory nobody wrote to, and a file that
 # holds any one of the suite's private keys.  It must pass a clean file.
 # Prints "secret-scan selftest: N passed, M failed"; exit 1 on failure.
 set -uo pipefail
 # shellcheck source=test/lib.sh
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 d=$(mktemp -d /tmp/opsmig-scan-selftest.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 passed=0 failed=0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/socket-check.sh: a socket-table overflow in the HTTP transport is one
+# test/checks/sockets.sh: a socket-table overflow in the HTTP transport is one
 # error, not the end of the session.  The table (http.c, HTTP_MAX_SOCKETS)
 # is sized for all curl can ask, so no query fills it; this check builds a
 # copy of the extension with a table of 4 sockets, loads it through
@@ -9,7 +9,7 @@
 # failed with HV014 too.)  Prints "socket-check: N passed, M
 # failed"; non-zero on failure.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 
 build_and_install

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/sqlsmith-check.sh: a bounded SQLsmith run against a database holding
+# test/checks/sqlsmith.sh: a bounded SQLsmith run against a database holding
 # the foreign table (on the API simulator) and a local table to join it with.
 # Random queries may fail with errors; what must not happen is a backend
 # crash.  The run is reproducible (fixed --seed) and bounded: at most
@@ -11,7 +11,7 @@
 # reach the API (the simulator counted status calls).  Prints
 # "sqlsmith: N passed, M failed"; non-zero on failure.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 SEED=${SQLSMITH_SEED:-20261128}
 QUERIES=${SQLSMITH_QUERIES:-5000}

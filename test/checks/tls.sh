@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/tls-check.sh: the extension against the API simulator over HTTPS with
+# test/checks/tls.sh: the extension against the API simulator over HTTPS with
 # a certificate from a throwaway CA.  Checks that a certificate nobody vouches
 # for is refused (08001, with a hint naming ca_file), that ca_file makes it
 # trusted, that ssl_verify 'false' skips the check, that a certificate the
@@ -7,7 +7,7 @@
 # pointed at the HTTPS port fails cleanly.  The private key only goes
 # through psql -v.  Prints "tls-check: N passed, M failed"; non-zero on failure.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 
 build_and_install

@@ -4,7 +4,7 @@
 # throwaway cluster and the simulator, then runs the README's tutorial in
 # psql -- SELECT, INSERT ... RETURNING, DELETE -- and cleans up.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 build_and_install
 start_services --orgs 5

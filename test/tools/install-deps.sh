@@ -5,7 +5,7 @@
 # python3 for the simulator.  Idempotent: when everything is present it returns without touching apt.
 set -euo pipefail
 
-# test/majors.sh runs the suite in a Debian root it has provisioned itself,
+# test/tools/majors.sh runs the suite in a Debian root it has provisioned itself,
 # with another PostgreSQL major: nothing to install there.
 [ -z "${OPSMIG_DEPS_PREINSTALLED:-}" ] || exit 0
 

@@ -5,7 +5,7 @@
 # host: Debian ships one major per release, and a root made from Debian's
 # own packages is what a DBA on that major runs.
 #
-# Usage: bash test/majors.sh MAJOR [PART...]   (as root; test/run-tests.sh
+# Usage: bash test/tools/majors.sh MAJOR [PART...]   (as root; test/run-tests.sh
 #        calls it for each major of OPSMIG_MAJORS, with regress or cluster)
 #
 # The root is made once with debootstrap and kept in $OPSMIG_ROOTS (default
@@ -20,9 +20,9 @@
 # failed run are copied to results/pgMAJOR/ in the tree first.
 set -euo pipefail
 # shellcheck source=test/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
-MAJOR=${1:?usage: test/majors.sh MAJOR [PART...]}
+MAJOR=${1:?usage: test/tools/majors.sh MAJOR [PART...]}
 shift
 PARTS="${*:-regress}"
 case $MAJOR in
@@ -30,7 +30,7 @@ case $MAJOR in
 	18) SUITE=sid ;;
 	*) log "no Debian root for PostgreSQL $MAJOR (known: 17 trixie, 18 sid)"; exit 2 ;;
 esac
-[ "$(id -u)" -eq 0 ] || { log "test/majors.sh: run as root (debootstrap, chroot and mounts need it)"; exit 1; }
+[ "$(id -u)" -eq 0 ] || { log "test/tools/majors.sh: run as root (debootstrap, chroot and mounts need it)"; exit 1; }
 
 MIRROR=${OPSMIG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ROOTS=${OPSMIG_ROOTS:-/var/cache/opsmig-roots}
@@ -154,7 +154,7 @@ flock -s 7
 MNT=$(mktemp -d /tmp/opsmig-major.XXXXXX)
 LIST=$(mktemp /tmp/opsmig-major-files.XXXXXX)
 # What git would see (tracked and new files, no build products), as
-# test/package.sh stages it: a host build's objects never reach this major.
+# test/tools/package.sh stages it: a host build's objects never reach this major.
 git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ -e "$ROOT/$f" ] && printf '%s\0' "$f"; done >"$LIST"
 log "PostgreSQL $MAJOR ($SUITE root $DIR): test/run-tests.sh $PARTS"

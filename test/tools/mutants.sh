@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/mutants.sh: planted defects that the test suite must catch.
+# test/tools/mutants.sh: planted defects that the test suite must catch.
 #
 # Each mutant is a one-line change to the C code of the kind that would hurt a
 # user (a wrong SQLSTATE, a retried POST, a key in a log line...).  For each,
@@ -12,12 +12,12 @@
 # and exits non-zero unless every mutant was applied and killed by a named
 # test or check ("unclear": the run failed, but no test did, e.g. the build).
 #
-# Usage: bash test/mutants.sh [NAME...]      (no NAME: all of them; --list lists them)
+# Usage: bash test/tools/mutants.sh [NAME...]      (no NAME: all of them; --list lists them)
 # The mutants build and install into their own private PostgreSQL copy,
 # OPSMIG_MUTANT_PG_ROOT (default /tmp/pgroot-mutants), never the system's or
 # the developer's.  About 70 s a mutant on 2 cores: not part of CI.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MUTANT_PG_ROOT=${OPSMIG_MUTANT_PG_ROOT:-/tmp/pgroot-mutants}
 
 NAMES=() FILES=() OLDS=() NEWS=() WHYS=()
@@ -112,7 +112,7 @@ if text.count(old) != 1:
 open(path, "w").write(text.replace(old, new))
 EOF
 	then
-		echo "NOT APPLIED  $name (${FILES[$i]}): the code changed; update test/mutants.sh"
+		echo "NOT APPLIED  $name (${FILES[$i]}): the code changed; update test/tools/mutants.sh"
 		unapplied=$((unapplied + 1))
 		rm -rf "$tree"
 		continue

@@ -14,7 +14,7 @@
 # Side effects, all undone or deliberate:
 #  - apt installs the packaging tools that are missing (never upgrading an
 #    installed package: postgresql-server-dev-all is pinned to the installed
-#    postgresql-common, as test/install-deps.sh pins the -dev headers);
+#    postgresql-common, as test/tools/install-deps.sh pins the -dev headers);
 #  - extension files that a `make install` had put in the system directories
 #    are saved before dpkg -i overwrites them and put back after the purge, so
 #    a developer's installed build is left exactly as it was;
@@ -22,7 +22,7 @@
 # Run as root or with sudo.  Last line: "package: N passed, M failed".
 set -euo pipefail
 # shellcheck source=test/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 PKG=postgresql-15-opsmig-fdw
 
@@ -85,7 +85,7 @@ trap 'exit 130' INT TERM
 
 # --- 1. tools ---------------------------------------------------------------
 # install-deps.sh: PostgreSQL 15, its pinned -dev headers, libcurl/json-c, ...
-bash "$ROOT/test/install-deps.sh"
+bash "$ROOT/test/tools/install-deps.sh"
 
 server_before=$(pkg_version postgresql-15)
 common_ver=$(pkg_version postgresql-common)
