@@ -61,8 +61,10 @@ MEM_SCANS = 200 if QUICK else 5000   # in two DO loops of half each
 MEM_STMTS = 100 if QUICK else 1000   # then as separate statements (own transactions)
 PAGE = 500                       # the FDW's itemsPerPage
 
-sys.path.insert(0, os.path.dirname(SIM))
-import opsmig_sim  # noqa: E402  (the simulator's own control client and data set)
+sys.path.insert(0, os.path.join(os.path.dirname(SIM), "sim"))
+# The simulator's own control client and data set.
+from opsmig_sim.ctl import ctl_call  # noqa: E402
+from opsmig_sim.spec import org_id_for  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -70,11 +72,11 @@ def log(msg: str) -> None:
 
 
 def org_id(i: int) -> str:
-    return opsmig_sim.org_id_for(i)
+    return org_id_for(i)
 
 
 def ctl(method: str, name: str, payload: dict | None = None):
-    return opsmig_sim._ctl_call(SIM_URL, method, name, payload)
+    return ctl_call(SIM_URL, method, name, payload)
 
 
 def sim_reset(n: int, latency: int = L) -> None:

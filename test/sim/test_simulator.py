@@ -1,11 +1,11 @@
-"""Unit tests of the API simulator (test/opsmig_sim.py), run by `bash test/run-tests.sh simtest`
-as `python3 -m unittest` (from test/).
+"""Unit tests of the simulator's strict side (test/sim/opsmig_sim), run by
+`bash test/run-tests.sh simtest` (python3 -m unittest discover in test/sim).
 
 The simulator is the suite's model of the real API: when it is wrong, the regression tests
-prove the wrong thing.  These tests pin it to /work/shared/api/FACTS.md: its long built-in
-self-test (each section a check of its own, reported by name), plus the behaviours the
-pages allow more than one way (`ctl quirks`), the real 401 body, statuses passed through,
-the attempt log that retry tests read, the redirect fault and the port that never accepts.
+prove the wrong thing.  These tests pin it to ../shared/api/FACTS.md (relative to the
+repository root): the behaviours the pages allow more than one way (`ctl quirks`), the real
+401 body, statuses passed through, the attempt log that retry tests read, the redirect fault
+and the port that never accepts.  test_selftest.py runs the built-in self-test.
 """
 
 from __future__ import annotations
@@ -18,55 +18,32 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opsmig_sim as sim  # noqa: E402
+from opsmig_sim import spec  # noqa: E402
+from opsmig_sim.api import Simulator  # noqa: E402
+from opsmig_sim.digest import DigestClient  # noqa: E402
+from opsmig_sim.harness import ctl_captured, start_server, stop_server  # noqa: E402
 
-P = sim.API_PREFIX
-ORG = [None] + [sim.org_id_for(i) for i in range(1, 7)]
-
-
-class BuiltInSelfTest(unittest.TestCase):
-    """The simulator's own self-test: every check must pass (the failing ones are named)."""
-
-    def test_selftest(self) -> None:
-        t = sim.SelfTest(verbose=False)
-        failures: list[str] = []
-        check = t.check
-
-        def named_check(name: str, cond: bool, detail: object = "") -> bool:
-            if not cond:
-                failures.append(f"{name}: {detail}")
-            return check(name, cond, detail)
-
-        t.check = named_check  # type: ignore[method-assign]
-        server_sim = sim.Simulator(orgs=5, weak_key=("weakkey", "weak-PRIVATE"))
-        server, url, port = sim._start(server_sim)
-        try:
-            org = [None] + [sim.org_id_for(i) for i in range(1, 601)]
-            sim._selftest_body(t, t.check, P, org, server_sim, url, port)
-        finally:
-            sim._stop(server)
-        sim._selftest_serve_process(t)
-        self.assertEqual(failures, [])
-        self.assertGreater(t.passed, 100)
+P = spec.API_PREFIX
+ORG = [None] + [spec.org_id_for(i) for i in range(1, 7)]
 
 
 class StrictSimulator(unittest.TestCase):
     """Each test gets a fresh simulator on a free loopback port."""
 
     def setUp(self) -> None:
-        self.sim = sim.Simulator(orgs=6, weak_key=("weakkey", "weak-PRIVATE"))
-        self.server, self.url, self.port = sim._start(self.sim)
-        self.cl = sim.DigestClient("127.0.0.1", self.port, sim.DEFAULT_PUBLIC_KEY,
-                                   sim.DEFAULT_PRIVATE_KEY)
+        self.sim = Simulator(orgs=6, weak_key=("weakkey", "weak-PRIVATE"))
+        self.server, self.url, self.port = start_server(self.sim)
+        self.cl = DigestClient("127.0.0.1", self.port, spec.DEFAULT_PUBLIC_KEY,
+                                   spec.DEFAULT_PRIVATE_KEY)
 
     def tearDown(self) -> None:
         self.cl.close()
-        sim._stop(self.server)
+        stop_server(self.server)
         for sock in self.sim.blackhole:
             sock.close()
 
     def ctl(self, *argv: str) -> str:
-        rc, out, err = sim._ctl(self.url, *argv)
+        rc, out, err = ctl_captured(self.url, *argv)
         self.assertEqual(rc, 0, err)
         return out
 
@@ -83,16 +60,16 @@ class StrictSimulator(unittest.TestCase):
                                          "detail": "You are not authorized for this resource."})
         self.assertEqual(h.get("Content-Type"), "application/json;charset=ISO-8859-1")
         # A wrong key gets the same body after the digest answer.
-        bad = sim.DigestClient("127.0.0.1", self.port, sim.DEFAULT_PUBLIC_KEY, "wrong")
+        bad = DigestClient("127.0.0.1", self.port, spec.DEFAULT_PUBLIC_KEY, "wrong")
         try:
             s, _, b = bad.request("GET", self.status_uri(1))
         finally:
             bad.close()
-        self.assertEqual((s, json.loads(b)), (401, sim.UNAUTHORIZED_BODY))
+        self.assertEqual((s, json.loads(b)), (401, spec.UNAUTHORIZED_BODY))
         # And a `fault http --code 401` without overrides.
         self.ctl("fault", "http", "--code", "401")
         s, _, b = self.cl.request("GET", self.status_uri(1))
-        self.assertEqual((s, json.loads(b)), (401, sim.UNAUTHORIZED_BODY))
+        self.assertEqual((s, json.loads(b)), (401, spec.UNAUTHORIZED_BODY))
 
     def test_already_linked_409_or_400(self) -> None:
         s, _, b = self.cl.request("POST", self.link_uri(1), b'{"linkToken":"t"}')
@@ -111,11 +88,11 @@ class StrictSimulator(unittest.TestCase):
         s, _, b = self.cl.request("POST", self.link_uri(6), b'{"linkToken":"t6"}')
         self.assertEqual(s, 200)
         self.assertEqual(json.loads(b), {
-            "createdAt": sim.CREATED_AT, "errorMessage": None, "lastSyncedAt": sim.CREATED_AT,
+            "createdAt": spec.CREATED_AT, "errorMessage": None, "lastSyncedAt": spec.CREATED_AT,
             "sourceOrgId": ORG[6], "status": "SYNCED", "targetOrg": {"linkToken": "t6"}})
 
     def test_non_owner_401_or_403(self) -> None:
-        weak = sim.DigestClient("127.0.0.1", self.port, "weakkey", "weak-PRIVATE")
+        weak = DigestClient("127.0.0.1", self.port, "weakkey", "weak-PRIVATE")
         try:
             s, h, b = weak.request("GET", self.status_uri(1))
             self.assertEqual((s, json.loads(b)["errorCode"]), (401, "NOT_ORG_ADMIN"))
@@ -129,8 +106,8 @@ class StrictSimulator(unittest.TestCase):
     def test_quirks_reset_and_refused_values(self) -> None:
         self.ctl("quirks", "--already-linked", "400", "--non-owner", "403")
         self.ctl("reset")
-        self.assertEqual(self.sim.quirks, sim.QUIRK_DEFAULTS)
-        rc, out, err = sim._ctl(self.url, "quirks", "--create-code", "204")
+        self.assertEqual(self.sim.quirks, spec.QUIRK_DEFAULTS)
+        rc, out, err = ctl_captured(self.url, "quirks", "--create-code", "204")
         self.assertNotEqual(rc, 0)
         self.assertEqual((out, err.count("\n")), ("", 1))
 
@@ -159,12 +136,12 @@ class StrictSimulator(unittest.TestCase):
         s, h, _ = self.cl.request("GET", self.status_uri(1))
         self.assertEqual(s, 307)
         loc = h.get("Location", "")
-        self.assertTrue(loc.startswith(f"http://127.0.0.1:{self.port}{sim.REDIRECT_PREFIX}{P}/"),
+        self.assertTrue(loc.startswith(f"http://127.0.0.1:{self.port}{spec.REDIRECT_PREFIX}{P}/"),
                         loc)
         self.assertEqual(self.sim.stats()["redirected"], 0)
         s, _, _ = self.cl.raw("GET", loc.split(str(self.port), 1)[1])
         self.assertEqual((s, self.sim.stats()["redirected"]), (404, 1))
-        rc, _, _ = sim._ctl(self.url, "fault", "redirect", "--code", "500")
+        rc, _, _ = ctl_captured(self.url, "fault", "redirect", "--code", "500")
         self.assertNotEqual(rc, 0)
 
     def test_blackhole_never_accepts(self) -> None:
