@@ -30,6 +30,10 @@
 #             each major of OPSMIG_MAJORS like regress: its shared memory
 #             code differs between majors (compat.h's opsmig_proc_index)
 #   package   the Debian package
+#   quick     not in the default run: pg_regress alone, on the host's major, against
+#             the build already installed (no apt, no build, no install, none of
+#             regress's other checks); it refuses an installed build older than the
+#             source. OPSMIG_TESTS="scan faults" runs init and those tests only.
 # OPSMIG_PG_ROOT=DIR installs into a private copy of PostgreSQL (test/lib.sh).
 # OPSMIG_MAJORS="17" (say) runs the regress and cluster parts on that major
 # only; the other parts always run on the host's.
@@ -39,7 +43,7 @@ set -euo pipefail
 ALL_PARTS="simtest regress sqlsmith fuzz sanitize tls apache resolver sockets cluster ratelimit package"
 PARTS="${*:-$ALL_PARTS}"
 for p in $PARTS; do
-	case " $ALL_PARTS " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS)"; exit 2 ;; esac
+	case " $ALL_PARTS quick " in *" $p "*) ;; *) log "unknown part '$p' (parts: $ALL_PARTS quick)"; exit 2 ;; esac
 done
 want() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -52,6 +56,17 @@ run_check() {
 	tail -n 1 "$logf"
 }
 
+# installcheck [MAKE ARGS...]: pg_regress against the running cluster; on
+# failure, the start of regression.diffs.
+installcheck() {
+	make -C "$ROOT" -s with_llvm=no installcheck "$@" && return 0
+	if [ -f "$ROOT/regression.diffs" ]; then
+		log "regression.diffs (first 200 lines):"
+		head -n 200 "$ROOT/regression.diffs" >&2
+	fi
+	return 1
+}
+
 # regress_here: the regress part on the PostgreSQL that pg_config names.
 regress_here() {
 	local rrc=0
@@ -59,11 +74,7 @@ regress_here() {
 	start_services --weak-key "opsmigweak:$SIM_WEAK_PRIVATE_KEY"
 
 	log "running pg_regress (make installcheck) on $(pg_config --version)"
-	make -C "$ROOT" -s with_llvm=no installcheck || rrc=$?
-	if [ $rrc -ne 0 ] && [ -f "$ROOT/regression.diffs" ]; then
-		log "regression.diffs (first 200 lines):"
-		head -n 200 "$ROOT/regression.diffs" >&2
-	fi
+	installcheck || rrc=1
 
 	# A backend that died (SIGSEGV, abort) fails the suite even where its
 	# test's expected output would not show it (the postmaster restarts).
@@ -107,6 +118,29 @@ regress_here() {
 	return $rrc
 }
 
+# regress_quick: part quick (see the usage above).
+regress_quick() {
+	local so stale rrc=0
+	so="${OPSMIG_PG_ROOT:-}$(pg_config --pkglibdir)/opsmig_fdw.so"
+	if [ ! -f "$so" ]; then
+		log "quick: opsmig_fdw is not installed at $so: run 'bash test/run-tests.sh regress' once"
+		return 1
+	fi
+	stale=$(find "$ROOT" -maxdepth 1 \( -name '*.[ch]' -o -name '*.sql' -o -name '*.control' \) \
+		-newer "$so" -printf '%f' -quit)
+	if [ -n "$stale" ]; then
+		log "quick: the installed build is older than $stale: run 'bash test/run-tests.sh regress' (or make install) first"
+		return 1
+	fi
+	start_services --weak-key "opsmigweak:$SIM_WEAK_PRIVATE_KEY"
+	local -a only=()
+	[ -z "${OPSMIG_TESTS:-}" ] || only=(REGRESS="init $OPSMIG_TESTS")
+	log "running pg_regress on the installed build (part quick${OPSMIG_TESTS:+: init $OPSMIG_TESTS})"
+	installcheck "${only[@]}" || rrc=1
+	teardown_services
+	return $rrc
+}
+
 if want simtest; then
 	log "unit-testing the API simulator (python3 -m unittest discover in test/sim)"
 	simlog="${TMPDIR:-/tmp}/opsmig-simtest.log"
@@ -145,6 +179,12 @@ on_majors() {
 
 if want regress; then
 	on_majors regress regress_here
+fi
+
+if want quick; then
+	start=$SECONDS
+	(set -e; regress_quick) || rc=1
+	log "quick took $((SECONDS - start)) s"
 fi
 
 if want sqlsmith; then
