@@ -4,9 +4,9 @@
  *   BASE_URL/orgs/{id}/liveExport/migrationLink/status
  * for the organization ids read from stdin (one per line).  The handle keeps
  * its keep-alive connection and its digest nonce, so only the first request
- * should pay the 401 challenge round trip.  Used by test/bench (row (b)).
+ * should pay the 401 challenge round trip.  Used by test/bench/run.sh (row (b)).
  *
- * Build: cc -O2 -o bench_curl test/bench_curl.c $(pkg-config --cflags --libs libcurl)
+ * Build: cc -O2 -o bench_curl test/bench/bench_curl.c $(pkg-config --cflags --libs libcurl)
  * Usage: bench_curl BASE_URL PUBLIC_KEY < ids      (private key in $SIM_PRIVATE_KEY)
  * Prints one line:
  *   requests=N exchanges=E status_200=A status_404=B other=C elapsed_ms=T
