@@ -189,7 +189,7 @@ fi
 
 if want sqlsmith; then
 	log "random queries on the foreign tables with SQLsmith (bounded; no backend may crash)"
-	run_check sqlsmith-check "$ROOT/test/checks/sqlsmith.sh"
+	run_check sqlsmith "$ROOT/test/checks/sqlsmith.sh"
 fi
 
 if want fuzz; then
@@ -204,27 +204,27 @@ fi
 
 if want tls; then
 	log "checking TLS: an unknown CA refused, ca_file trusted, ssl_verify off"
-	run_check tls-check "$ROOT/test/checks/tls.sh"
+	run_check tls "$ROOT/test/checks/tls.sh"
 fi
 
 if want ratelimit; then
 	log "checking the rate limit shared by three backends (shared_preload_libraries)"
-	run_check ratelimit-check "$ROOT/test/checks/ratelimit.sh"
+	run_check ratelimit "$ROOT/test/checks/ratelimit.sh"
 fi
 
 if want apache; then
 	log "checking the extension against a real digest server (Apache mod_auth_digest)"
-	run_check apache-check "$ROOT/test/checks/apache.sh"
+	run_check apache "$ROOT/test/checks/apache.sh"
 fi
 
 if want resolver; then
 	log "checking that statement_timeout ends a request stuck in the DNS resolver"
-	run_check resolver-check "$ROOT/test/checks/resolver.sh"
+	run_check resolver "$ROOT/test/checks/resolver.sh"
 fi
 
 if want sockets; then
 	log "checking that a socket-table overflow fails one query, not the session"
-	run_check socket-check "$ROOT/test/checks/sockets.sh"
+	run_check sockets "$ROOT/test/checks/sockets.sh"
 fi
 
 if want cluster; then

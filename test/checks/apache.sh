@@ -17,7 +17,7 @@
 #     nc incremented, no further 401);
 #   - a wrong private key fails with SQLSTATE 28000;
 #   - the private key reaches no psql output and no log line.
-# Prints "apache-check: N passed, M failed"; exits non-zero on any failure.
+# Prints "apache: N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
@@ -424,5 +424,5 @@ if [ -s "$AP/logs/error.log" ]; then
 	sed 's/^/    /' "$AP/logs/error.log"
 fi
 
-echo "apache-check: $PASS passed, $FAIL failed"
+echo "apache: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

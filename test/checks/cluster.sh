@@ -15,7 +15,7 @@
 #   - pgbench: PGBENCH_CLIENTS (32) sessions scanning and looking up at once
 #     for PGBENCH_SECONDS (20; the documented manual run uses 60): no error,
 #     no crash, and the cluster's counters equal the simulator's own count.
-# Prints the pgbench figures and "cluster-check: N passed, M failed".
+# Prints the pgbench figures and "cluster: N passed, M failed".
 # Usage: [PGBENCH_SECONDS=60] bash test/checks/cluster.sh
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -328,5 +328,5 @@ eq "... and no error other than the 404s of unlinked organizations, no retry" "0
 check "no backend crashed" bash -c "! grep -q 'terminated by signal' '$WORK/data/postgres.log'"
 check "the server is up" psql -X -q -c "SELECT 1" -o /dev/null
 
-echo "cluster-check: $passed passed, $failed failed"
+echo "cluster: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,7 +7,7 @@
 # would together go at three times the refill rate).  Also: the DEBUG1 line
 # of a waiting statement, and a backend terminated while it waits leaves the
 # shared bucket usable.  Every wait is bounded.  Prints
-# "ratelimit-check: N passed, M failed"; non-zero on failure.
+# "ratelimit: N passed, M failed"; non-zero on failure.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
@@ -68,5 +68,5 @@ check "the next session's scan completes on the shared bucket" grep -q '^after:2
 
 check "the private key is in no server log line" \
 	bash -c '! grep -qF -- "$1" "$2"' _ "$SIM_PRIVATE_KEY" "$WORK/data/postgres.log"
-echo "ratelimit-check: $passed passed, $failed failed"
+echo "ratelimit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -11,7 +11,7 @@
 # then hangs in the resolver; statement_timeout '200ms' must end the
 # statement within a second (57014), three times (a lookup, a scan, an
 # INSERT whose POST never left, so no "may have created" warning), and the
-# backend must still answer.  Nothing leaves the namespace.  Prints "resolver-check: N passed,
+# backend must still answer.  Nothing leaves the namespace.  Prints "resolver: N passed,
 # M failed"; non-zero on failure.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -103,5 +103,5 @@ check "and warns of no change (nothing was sent)" bash -c '! grep -q "may have c
 check "the same backend still answers" grep -q '^ *alive=true$' <<<"$out"
 check "no private key in the output" bash -c '! grep -qF -- "$SIM_PRIVATE_KEY" <<<"$0"' "$out"
 
-echo "resolver-check: $passed passed, $failed failed"
+echo "resolver: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

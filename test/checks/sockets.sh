@@ -6,7 +6,7 @@
 # dynamic_library_path, overflows it with 5 concurrent status calls, and then
 # asks for one organization in the same session: that must work.  (Before,
 # the overflow flag was never cleared, so every later query in the session
-# failed with HV014 too.)  Prints "socket-check: N passed, M
+# failed with HV014 too.)  Prints "sockets: N passed, M
 # failed"; non-zero on failure.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -51,5 +51,5 @@ check "5 requests in flight overflow it: HV014" grep -q '^overflow_state=HV014$'
 check "the next query in the session works" grep -q '^ *after=SYNCED$' <<<"$out"
 check "and the one after it" grep -q '^ *again=NOT_SYNCED$' <<<"$out"
 
-echo "socket-check: $passed passed, $failed failed"
+echo "sockets: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

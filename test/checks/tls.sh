@@ -5,7 +5,7 @@
 # trusted, that ssl_verify 'false' skips the check, that a certificate the
 # CA signed for another host name is refused, and that an http:// base URL
 # pointed at the HTTPS port fails cleanly.  The private key only goes
-# through psql -v.  Prints "tls-check: N passed, M failed"; non-zero on failure.
+# through psql -v.  Prints "tls: N passed, M failed"; non-zero on failure.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
@@ -99,5 +99,5 @@ check "http:// to an HTTPS port fails with an SQLSTATE, not a crash" \
 check "no private key in the psql output, the server log or the simulators' logs" \
 	secret_scan "tls secret scan" "$WORK/tls-check.out" "$WORK/data/postgres.log" "$tls/tls.log" "$tls/other.log"
 
-echo "tls-check: $passed passed, $failed failed"
+echo "tls: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
