@@ -1,7 +1,7 @@
 --
 -- cluster_unloaded: without shared_preload_libraries the cluster-wide views
 -- say what to add to postgresql.conf (55000), and the per-backend counters
--- and cache work as before.  test/cluster-check.sh covers the preloaded case.
+-- and cache work as before.  test/checks/cluster.sh covers the preloaded case.
 --
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
 SELECT * FROM opsmig_fdw_cluster_stats;
