@@ -12,7 +12,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from opsmig_sim import selftest  # noqa: E402
 
 
+# The self-test's checks today (`python3 test/opsmig_sim.py selftest` says 160): a section
+# that silently lost most of its checks would still pass its own test.
+MIN_CHECKS = 160
+
+
 class SelfTestSections(unittest.TestCase):
+    checks_passed = 0
+    sections_run = 0
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        # Only a run of every section (the suite's) knows the whole count.
+        if cls.sections_run == len(selftest.SECTIONS) + 1 and cls.checks_passed < MIN_CHECKS:
+            raise AssertionError(f"the self-test ran {cls.checks_passed} checks, "
+                                 f"fewer than {MIN_CHECKS}: checks went missing")
+
     def run_checks(self, run) -> None:
         t = selftest.SelfTest(verbose=False)
         failures: list[str] = []
@@ -27,6 +42,8 @@ class SelfTestSections(unittest.TestCase):
         run(t)
         self.assertEqual(failures, [])
         self.assertGreater(t.passed, 0)
+        SelfTestSections.checks_passed += t.passed
+        SelfTestSections.sections_run += 1
 
     def test_serve_process(self) -> None:
         self.run_checks(selftest.serve_process)
