@@ -2,13 +2,13 @@
 # (not `make check`: under PGXS it runs nothing).
 
 MODULE_big = opsmig_fdw
-OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o cache.o cluster.o shared_cache.o ratelimit.o
+OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o cache.o cluster.o shared_cache.o ratelimit.o stats.o
 PGFILEDESC = "opsmig_fdw - foreign-data wrapper for MongoDB Ops Manager live-migration links"
 
 EXTENSION = opsmig_fdw
-DATA = opsmig_fdw--1.0.sql opsmig_fdw--1.0--1.1.sql opsmig_fdw--1.1--1.2.sql
+DATA = opsmig_fdw--1.0.sql opsmig_fdw--1.0--1.1.sql opsmig_fdw--1.1--1.2.sql opsmig_fdw--1.2--1.3.sql
 
-REGRESS = init options scan modify errors envelope paging cancel security fast faults transport ratelimit claims reports cache_delete cache_latin1 owner_options explain_work copy surface review_9a review_12 cluster_unloaded review_9c review_9b viewuser upgrade
+REGRESS = init options scan modify errors envelope paging cancel security fast faults transport ratelimit claims reports cache_delete cache_latin1 owner_options explain_work copy surface review_9a review_12 cluster_unloaded review_9c review_9b viewuser counters upgrade
 REGRESS_OPTS = --load-extension=plpgsql
 
 PKG_CONFIG ?= pkg-config
@@ -29,7 +29,7 @@ $(OBJS): $(wildcard *.h)
 # tree (git archive HEAD), not the work tree: uncommitted edits are left out,
 # so commit first.  DIST_VERSION must match META.json and debian/changelog
 # (test/tools/package.sh checks that they agree).
-DIST_VERSION = 1.2.0
+DIST_VERSION = 1.3.0
 DIST_NAME = $(EXTENSION)-$(DIST_VERSION)
 
 dist:

@@ -449,24 +449,7 @@ api_report_reply(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 static void
 api_count_error(OpsmigConn *conn, HttpRequest *req, long code)
 {
-	OpsmigStats *st = &conn->stats;
-
-	if (code == 0)
-		st->errors_transport++;
-	else if (code == 401)
-		st->errors_401++;
-	else if (code == 403)
-		st->errors_403++;
-	else if (code == 404)
-		st->errors_404++;
-	else if (code == 409)
-		st->errors_409++;
-	else if (code == 429)
-		st->errors_429++;
-	else if (code >= 500)
-		st->errors_5xx++;
-	else if (code >= 400)
-		st->errors_4xx_other++;
+	opsmig_stats_count_error(&conn->stats, code);
 }
 
 /* ----------------------------------------------------------------

@@ -324,6 +324,9 @@ PG_FUNCTION_INFO_V1(opsmig_fdw_cluster_stats_reset);
 PG_FUNCTION_INFO_V1(opsmig_fdw_activity);
 
 #define STATS_KEY_COLS	4
+#define STATS_COLS		25		/* of opsmig_fdw_cluster_stats() since version 1.2 */
+StaticAssertDecl(STATS_COLS == STATS_KEY_COLS + OPSMIG_NUM_COUNTERS,
+				 "a new counter needs a new column of opsmig_fdw_cluster_stats(), in a new extension version");
 
 /* A text Datum, or a NULL one. */
 static Datum
@@ -359,7 +362,7 @@ opsmig_fdw_cluster_stats(PG_FUNCTION_ARGS)
 	StatsEntry *e;
 	StatsEntry *copy;
 	int			n = 0;
-	int			ncols = STATS_KEY_COLS + STATS_NUM_INT64 + STATS_NUM_SUMS + 1;
+	int			ncols = STATS_COLS;
 	bool		see_all;
 	int			r;
 
@@ -389,8 +392,6 @@ opsmig_fdw_cluster_stats(PG_FUNCTION_ARGS)
 		Datum	   *values = palloc(sizeof(Datum) * ncols);
 		bool	   *nulls = palloc0(sizeof(bool) * ncols);
 		OpsmigStats *st = &copy[r].stats;
-		const int64 *s64 = (const int64 *) st;
-		const double *ssum = &st->total_ms;
 		bool		overflow = copy[r].key.dbid == InvalidOid;
 		int			c = 0;
 		int			i;
@@ -406,11 +407,8 @@ opsmig_fdw_cluster_stats(PG_FUNCTION_ARGS)
 		c++;
 		values[c] = ObjectIdGetDatum(copy[r].key.umid);
 		nulls[c++] = overflow;
-		for (i = 0; i < STATS_NUM_INT64; i++)
-			values[c++] = Int64GetDatum(s64[i]);
-		for (i = 0; i < STATS_NUM_SUMS; i++)
-			values[c++] = Float8GetDatum(ssum[i]);
-		values[c++] = Float8GetDatum(st->max_ms);
+		for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+			values[c++] = opsmig_stats_datum(st, i);
 		Assert(c == ncols);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

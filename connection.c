@@ -370,59 +370,78 @@ opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 PG_FUNCTION_INFO_V1(opsmig_fdw_stats);
 PG_FUNCTION_INFO_V1(opsmig_fdw_stats_reset);
 
-#define STATS_COLS	22
+#define STATS_KEY_COLS	2		/* server_name, user_mapping */
+#define STATS_COLS		23		/* of opsmig_fdw_stats() since version 1.3 */
+StaticAssertDecl(STATS_COLS == STATS_KEY_COLS + OPSMIG_NUM_COUNTERS,
+				 "a new counter needs a new column of opsmig_fdw_stats(), in a new extension version");
 
 /*
- * One row per user mapping this backend has used since it started.  A
- * database still at extension version 1.1 declares the first 20 columns
- * only: the tuple is formed from the caller's descriptor, so the rest are
- * left out.
+ * Which value of a row (the key columns, then the counters in the order of
+ * opsmig_counters.h, as version 1.3 declares them) each declared column
+ * shows.  They are matched by name: a database not updated yet declares the
+ * columns of its version (1.1: 20, 1.2: 22, in another order), and this
+ * library must fill those right too.
  */
+static int *
+stats_column_sources(TupleDesc desc)
+{
+	int		   *source = palloc(sizeof(int) * desc->natts);
+	int			a;
+
+	for (a = 0; a < desc->natts; a++)
+	{
+		const char *name = NameStr(TupleDescAttr(desc, a)->attname);
+		int			counter = opsmig_stats_column(name);
+
+		if (strcmp(name, "server_name") == 0)
+			source[a] = 0;
+		else if (strcmp(name, "user_mapping") == 0)
+			source[a] = 1;
+		else if (counter >= 0)
+			source[a] = STATS_KEY_COLS + counter;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("function opsmig_fdw_stats returns column \"%s\", which the loaded opsmig_fdw module does not fill",
+							name),
+					 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
+	}
+	return source;
+}
+
+/* One row per user mapping this backend has used since it started. */
 Datum
 opsmig_fdw_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS scan;
 	OpsmigConn *conn;
+	int		   *source;
+	Datum	   *values;
+	bool	   *nulls;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (ConnectionHash == NULL)
 		PG_RETURN_VOID();
+	source = stats_column_sources(rsinfo->setDesc);
+	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
+	nulls = palloc0(sizeof(bool) * rsinfo->setDesc->natts);
 
 	hash_seq_init(&scan, ConnectionHash);
 	while ((conn = hash_seq_search(&scan)) != NULL)
 	{
-		Datum		values[STATS_COLS];
-		bool		nulls[STATS_COLS] = {false};
-		OpsmigStats *st = &conn->stats;
+		Datum		row[STATS_COLS];
 		ForeignServer *server = GetForeignServerExtended(conn->serverid, FSV_MISSING_OK);
-		int			i = 0;
+		int			i;
 
 		if (server == NULL)
 			continue;			/* dropped since */
-		values[i++] = CStringGetTextDatum(server->servername);
-		values[i++] = ObjectIdGetDatum(conn->umid);
-		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_LIST]);
-		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_STATUS]);
-		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_CREATE]);
-		values[i++] = Int64GetDatum(st->requests[OPSMIG_REQ_DELETE]);
-		values[i++] = Int64GetDatum(st->errors_401);
-		values[i++] = Int64GetDatum(st->errors_403);
-		values[i++] = Int64GetDatum(st->errors_404);
-		values[i++] = Int64GetDatum(st->errors_409);
-		values[i++] = Int64GetDatum(st->errors_429);
-		values[i++] = Int64GetDatum(st->errors_4xx_other);
-		values[i++] = Int64GetDatum(st->errors_5xx);
-		values[i++] = Int64GetDatum(st->errors_transport);
-		values[i++] = Int64GetDatum(st->retries);
-		values[i++] = Int64GetDatum(st->challenges);
-		values[i++] = Int64GetDatum(st->connections);
-		values[i++] = Int64GetDatum(st->cache_hits);
-		values[i++] = Float8GetDatum(st->total_ms);
-		values[i++] = Float8GetDatum(st->max_ms);
-		values[i++] = Int64GetDatum(st->rate_limit_waits);
-		values[i++] = Float8GetDatum(st->rate_limit_wait_ms);
-		Assert(i == STATS_COLS);
+		row[0] = CStringGetTextDatum(server->servername);
+		row[1] = ObjectIdGetDatum(conn->umid);
+		for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+			row[STATS_KEY_COLS + i] = opsmig_stats_datum(&conn->stats, i);
+		for (i = 0; i < rsinfo->setDesc->natts; i++)
+			values[i] = row[source[i]];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -1385,42 +1385,66 @@ explain_filter(ForeignScanState *node, ExplainState *es)
 	}
 }
 
+/*
+ * The "API Requests" line of text format: every request kind on one line,
+ * where the other formats have a property each.
+ */
+static void
+explain_requests_line(const OpsmigStats *w, ExplainState *es)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+		if (opsmig_counters[i].explain_word)
+			appendStringInfo(&buf, "%s%s=" INT64_FORMAT, buf.len > 0 ? " " : "",
+							 opsmig_counters[i].explain_word, opsmig_stats_int64(w, i));
+	ExplainPropertyText("API Requests", buf.data, es);
+	pfree(buf.data);
+}
+
+/*
+ * The API work of a node, as opsmig_counters.h says: each counter at its
+ * position, under its conditions.  The rate-limit lines come only where the
+ * rate limit showed, so other plans stay as they were.
+ */
 static void
 explain_work(const OpsmigStats *w, bool cache_on, ExplainState *es)
 {
-	char		buf[256];
+	bool		rate_limited = false;
+	bool		requests_shown = false;
+	int			at;
+	int			i;
 
-	if (es->format == EXPLAIN_FORMAT_TEXT)
+	for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+		if ((opsmig_counters[i].explain_when & OPSMIG_EXPLAIN_RATE_LIMITED) &&
+			opsmig_stats_nonzero(w, i))
+			rate_limited = true;
+
+	for (at = 1; at <= OPSMIG_NUM_COUNTERS; at++)
 	{
-		snprintf(buf, sizeof(buf), "list=" INT64_FORMAT " status=" INT64_FORMAT
-				 " create=" INT64_FORMAT " delete=" INT64_FORMAT,
-				 w->requests[OPSMIG_REQ_LIST], w->requests[OPSMIG_REQ_STATUS],
-				 w->requests[OPSMIG_REQ_CREATE], w->requests[OPSMIG_REQ_DELETE]);
-		ExplainPropertyText("API Requests", buf, es);
-	}
-	else
-	{
-		ExplainPropertyInteger("API List Requests", NULL, w->requests[OPSMIG_REQ_LIST], es);
-		ExplainPropertyInteger("API Status Requests", NULL, w->requests[OPSMIG_REQ_STATUS], es);
-		ExplainPropertyInteger("API Create Requests", NULL, w->requests[OPSMIG_REQ_CREATE], es);
-		ExplainPropertyInteger("API Delete Requests", NULL, w->requests[OPSMIG_REQ_DELETE], es);
-	}
-	ExplainPropertyInteger("API Retries", NULL, w->retries, es);
-	ExplainPropertyInteger("Digest Challenges", NULL, w->challenges, es);
-	if (cache_on || w->cache_hits > 0)
-		ExplainPropertyInteger("Cache Hits", NULL, w->cache_hits, es);
-	if (es->timing)
-	{
-		ExplainPropertyInteger("Connections Opened", NULL, w->connections, es);
-		ExplainPropertyInteger("Bytes Received", NULL, w->bytes_received, es);
-		ExplainPropertyFloat("API Time", "ms", w->total_ms, 1, es);
-	}
-	/* Only where the API's rate limit showed, so other plans stay as they were. */
-	if (w->errors_429 > 0 || w->rate_limit_wait_ms > 0)
-	{
-		ExplainPropertyInteger("Rate Limited (429)", NULL, w->errors_429, es);
-		if (es->timing)
-			ExplainPropertyFloat("Rate Limit Wait", "ms", w->rate_limit_wait_ms, 1, es);
+		for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+		{
+			const OpsmigCounter *c = &opsmig_counters[i];
+
+			if (c->explain_at != at ||
+				((c->explain_when & OPSMIG_EXPLAIN_TIMING) && !es->timing) ||
+				((c->explain_when & OPSMIG_EXPLAIN_CACHE) && !cache_on &&
+				 !opsmig_stats_nonzero(w, i)) ||
+				((c->explain_when & OPSMIG_EXPLAIN_RATE_LIMITED) && !rate_limited))
+				continue;
+			if (c->explain_word && es->format == EXPLAIN_FORMAT_TEXT)
+			{
+				if (!requests_shown)
+					explain_requests_line(w, es);
+				requests_shown = true;
+			}
+			else if (c->is_double)
+				ExplainPropertyFloat(c->explain_label, "ms", opsmig_stats_double(w, i), 1, es);
+			else
+				ExplainPropertyInteger(c->explain_label, NULL, opsmig_stats_int64(w, i), es);
+		}
 	}
 }
 

@@ -46,15 +46,6 @@ typedef struct OpsmigServerOptions
 	int			rate_limit_wait_ms; /* -1: only statement_timeout bounds it */
 } OpsmigServerOptions;
 
-/*
- * Per-user-mapping counters, kept for the life of the backend (or until
- * opsmig_fdw_stats_reset()).  Errors are counted by HTTP code class; the
- * interesting codes get their own slot.
- *
- * Layout rule: int64 counters first, then sums in double from total_ms on,
- * max_ms last.  cluster.c sums the struct into shared memory as arrays
- * without naming the fields (static assertions check the rule).
- */
 typedef enum OpsmigRequestKind
 {
 	OPSMIG_REQ_LIST = 0,
@@ -64,27 +55,66 @@ typedef enum OpsmigRequestKind
 	OPSMIG_NUM_REQ_KINDS
 } OpsmigRequestKind;
 
+/* When EXPLAIN ANALYZE shows a counter (opsmig_counters.h); none: always. */
+#define OPSMIG_EXPLAIN_TIMING		0x01	/* only with TIMING */
+#define OPSMIG_EXPLAIN_CACHE		0x02	/* only with cache_ttl on, or if > 0 */
+#define OPSMIG_EXPLAIN_RATE_LIMITED	0x04	/* only if one of this group is > 0 */
+
+/*
+ * Per-user-mapping counters, kept for the life of the backend (or until
+ * opsmig_fdw_stats_reset()), and the API work of one plan node for EXPLAIN
+ * ANALYZE.  The fields come from opsmig_counters.h, in its order: int64
+ * counters first, then sums in double from total_ms on, max_ms last.
+ * cluster.c sums the struct into shared memory as arrays without naming
+ * the fields.
+ */
 typedef struct OpsmigStats
 {
 	int64		requests[OPSMIG_NUM_REQ_KINDS];
-	int64		errors_401;
-	int64		errors_403;
-	int64		errors_404;
-	int64		errors_409;
-	int64		errors_429;
-	int64		errors_4xx_other;
-	int64		errors_5xx;
-	int64		errors_transport;	/* no HTTP answer: refused, reset, timeout */
-	int64		retries;
-	int64		challenges;		/* digest 401 round trips paid */
-	int64		connections;	/* TCP connections opened */
-	int64		bytes_received;
-	int64		cache_hits;		/* organizations answered from the cache */
-	int64		rate_limit_waits;	/* times the rate limit held requests back */
-	double		total_ms;		/* time spent in requests */
-	double		rate_limit_wait_ms; /* time it held them back */
-	double		max_ms;
+#define OPSMIG_REQUESTS(kind, column, word, label)
+#define OPSMIG_INT64(field, column, http_from, http_to, at, when, label) int64 field;
+#define OPSMIG_DOUBLE(field, column, at, when, label) double field;
+#include "opsmig_counters.h"
+#undef OPSMIG_REQUESTS
+#undef OPSMIG_INT64
+#undef OPSMIG_DOUBLE
 } OpsmigStats;
+
+/* A counter's number: its place in opsmig_counters.h, and in the SQL columns. */
+typedef enum OpsmigCounterId
+{
+#define OPSMIG_REQUESTS(kind, column, word, label) OPSMIG_COUNTER_##column,
+#define OPSMIG_INT64(field, column, http_from, http_to, at, when, label) OPSMIG_COUNTER_##column,
+#define OPSMIG_DOUBLE(field, column, at, when, label) OPSMIG_COUNTER_##column,
+#include "opsmig_counters.h"
+#undef OPSMIG_REQUESTS
+#undef OPSMIG_INT64
+#undef OPSMIG_DOUBLE
+	OPSMIG_NUM_COUNTERS
+} OpsmigCounterId;
+
+/* What stats.c knows of a counter, from opsmig_counters.h. */
+typedef struct OpsmigCounter
+{
+	const char *column;			/* its column in the SQL views */
+	size_t		offset;			/* in OpsmigStats */
+	bool		is_double;
+	long		http_from;		/* HTTP codes it counts as errors */
+	long		http_to;
+	int			explain_at;		/* EXPLAIN ANALYZE position; 0: not shown */
+	int			explain_when;	/* OPSMIG_EXPLAIN_* */
+	const char *explain_label;
+	const char *explain_word;	/* requests: in the text line of them all */
+} OpsmigCounter;
+
+/* stats.c */
+extern const OpsmigCounter opsmig_counters[OPSMIG_NUM_COUNTERS];
+extern int64 opsmig_stats_int64(const OpsmigStats *st, int counter);
+extern double opsmig_stats_double(const OpsmigStats *st, int counter);
+extern bool opsmig_stats_nonzero(const OpsmigStats *st, int counter);
+extern Datum opsmig_stats_datum(const OpsmigStats *st, int counter);
+extern int	opsmig_stats_column(const char *column);
+extern void opsmig_stats_count_error(OpsmigStats *st, long http_code);
 
 /* option.c */
 extern void opsmig_option_init(void);

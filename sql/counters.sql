@@ -1,0 +1,82 @@
+--
+-- counters: one table of counters (opsmig_counters.h) drives the struct,
+-- opsmig_fdw_stats, the cluster view, EXPLAIN ANALYZE and the error
+-- counting.  What EXPLAIN shows, in its order and under its conditions
+-- (timing-only lines, Cache Hits, the rate-limit lines), is pinned here with
+-- the numbers masked, in text and in JSON; and the view shows what EXPLAIN
+-- shows: bytes_received is filled, and is the sum EXPLAIN ANALYZE showed.
+--
+\set org1 '5e2211c17a3e5a48f5000001'
+\! python3 test/opsmig_sim.py ctl reset --orgs 5
+-- The text lines with every number masked (timings and byte counts vary);
+-- a node's "(actual ...)" is left out, it differs between majors.
+CREATE FUNCTION counters_explain(opts text, q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, SUMMARY OFF, BUFFERS OFF, ' || opts || ') ' || q LOOP
+    RETURN NEXT regexp_replace(regexp_replace(line, '\s*\(actual.*$', ''), '[0-9]+(\.[0-9]+)?', 'N', 'g');
+  END LOOP;
+END $$;
+-- Our properties of each node in JSON, in order (core's keys differ by major).
+CREATE FUNCTION counters_json_keys(opts text, q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, SUMMARY OFF, BUFFERS OFF, FORMAT JSON, ' || opts || ') ' || q INTO j;
+  RETURN QUERY
+  SELECT n.p->>'Node Type' || ': ' || k
+    FROM (SELECT j->0->'Plan' AS p
+          UNION ALL SELECT json_array_elements(j->0->'Plan'->'Plans')) AS n,
+         json_object_keys(n.p) AS k
+   WHERE k ~ '^(API|Digest|Cache|Connections|Bytes|Rate|Links)';
+END $$;
+
+-- A scan: with TIMING, the connections, bytes and API time too.
+SELECT counters_explain('TIMING ON', 'SELECT count(*) FROM org_migration_links');
+SELECT counters_explain('TIMING OFF', 'SELECT count(*) FROM org_migration_links');
+SELECT counters_json_keys('TIMING ON', 'SELECT count(*) FROM org_migration_links');
+SELECT counters_json_keys('TIMING OFF', 'SELECT count(*) FROM org_migration_links');
+-- With cache_ttl on, Cache Hits shows, 0 or not.
+ALTER SERVER om OPTIONS (ADD cache_ttl '60');
+SELECT counters_explain('TIMING ON', 'SELECT count(*) FROM org_migration_links');
+SELECT counters_json_keys('TIMING OFF', 'SELECT count(*) FROM org_migration_links');
+ALTER SERVER om OPTIONS (DROP cache_ttl);
+-- The rate limit's lines show only where a 429 came (the wait with TIMING).
+\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times 1 --retry-after 0
+SELECT counters_explain('TIMING ON', 'SELECT status FROM org_migration_links WHERE org_id = ''5e2211c17a3e5a48f5000001''');
+\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times 1 --retry-after 0
+SELECT counters_json_keys('TIMING ON', 'SELECT status FROM org_migration_links WHERE org_id = ''5e2211c17a3e5a48f5000001''');
+\! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times 1 --retry-after 0
+SELECT counters_json_keys('TIMING OFF', 'SELECT status FROM org_migration_links WHERE org_id = ''5e2211c17a3e5a48f5000001''');
+-- A direct DELETE's work shows on its Foreign Delete node, with the links
+-- deleted last; an INSERT's on its ModifyTable node.
+SELECT counters_json_keys('TIMING ON', 'DELETE FROM org_migration_links WHERE org_id = ''5e2211c17a3e5a48f5000004''');
+SELECT counters_explain('TIMING ON', 'INSERT INTO org_migration_links (org_id, link_token) VALUES (''5e2211c17a3e5a48f5000004'', ''t4'')');
+
+-- The view shows the bytes EXPLAIN ANALYZE showed: a reset, one scan, and
+-- the view's bytes_received is the sum of the nodes' Bytes Received.
+SELECT opsmig_fdw_stats_reset();
+CREATE FUNCTION counters_explained_bytes(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || q INTO j;
+  RETURN (SELECT sum((n.p->>'Bytes Received')::bigint)
+            FROM (SELECT j->0->'Plan' AS p
+                  UNION ALL SELECT json_array_elements(j->0->'Plan'->'Plans')) AS n);
+END $$;
+SELECT counters_explained_bytes('SELECT count(*) FROM org_migration_links') AS explained \gset
+SELECT :explained > 0 AS explain_counted_bytes;
+SELECT list_requests, status_requests, bytes_received > 0 AS filled,
+       bytes_received = :explained AS as_explain_showed
+  FROM opsmig_fdw_stats WHERE server_name = 'om';
+-- Both functions return the counters in the table's order (cluster.c
+-- fills its own by position).
+SELECT s.proargnames[3:] = c.proargnames[5:] AS same_counters_same_order
+  FROM pg_proc s, pg_proc c
+ WHERE s.proname = 'opsmig_fdw_stats' AND c.proname = 'opsmig_fdw_cluster_stats';
+
+DROP FUNCTION counters_explain(text, text);
+DROP FUNCTION counters_json_keys(text, text);
+DROP FUNCTION counters_explained_bytes(text);
