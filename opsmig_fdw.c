@@ -98,14 +98,29 @@ enum FdwScanPrivateIndex
 {
 	FdwScanPrivateFilter,		/* OrgFilter */
 	FdwScanPrivateNeedNames,	/* does the query use org_name? */
-	FdwScanPrivateLocalQuals	/* are there quals the API does not apply? */
+	FdwScanPrivateLocalQuals,	/* are there quals the API does not apply? */
+	FdwScanPrivateColumns		/* the column map (column_map_to_list) */
 };
+
+/*
+ * A foreign table's columns as the fields they show (opsmig_column_map), and
+ * the attribute number of each field (0: the table has no such column).  It
+ * is made once per relation and statement, in planning, and goes to the
+ * executor in the plan's fdw_private, as postgres_fdw's retrieved_attrs do:
+ * the executor's callbacks never read the catalogs for it again, and a
+ * change of the table's columns invalidates the plan.
+ */
+typedef struct ColumnMap
+{
+	int			natts;
+	OpsmigColumn *col;			/* per attribute */
+	AttrNumber	attno[OPSMIG_NUM_COLUMNS];
+} ColumnMap;
 
 /* Planner state of a foreign table. */
 typedef struct OpsmigRelInfo
 {
-	OpsmigColumn *colmap;
-	int			natts;
+	ColumnMap  *map;
 	AttrNumber	org_id_attno;	/* 0: the table has no org_id column */
 	AttrNumber	org_name_attno;
 	bool		need_names;
@@ -122,8 +137,7 @@ typedef struct OpsmigRelInfo
 typedef struct OpsmigScanState
 {
 	OpsmigConn *conn;
-	OpsmigColumn *colmap;
-	int			natts;
+	ColumnMap  *map;
 	OrgFilter	filter;
 	bool		need_names;
 	int			cache_ttl_ms;
@@ -141,8 +155,7 @@ typedef struct OpsmigScanState
 typedef struct OpsmigModifyState
 {
 	OpsmigConn *conn;
-	OpsmigColumn *colmap;
-	int			natts;
+	ColumnMap  *map;
 	AttrNumber	junk_org_id;
 	AttrNumber	junk_status;
 	AttrNumber	junk_org_name;
@@ -165,15 +178,48 @@ typedef struct OpsmigModifyState
  * ----------------------------------------------------------------
  */
 
-static AttrNumber
-column_attno(OpsmigColumn *colmap, int natts, OpsmigColumn col)
+static ColumnMap *
+column_map_make(OpsmigColumn *col, int natts)
 {
+	ColumnMap  *map = palloc0(sizeof(ColumnMap));
 	int			i;
 
+	map->natts = natts;
+	map->col = col;
 	for (i = 0; i < natts; i++)
-		if (colmap[i] == col)
-			return i + 1;
-	return InvalidAttrNumber;
+		if (col[i] != OPSMIG_COL_NONE)
+			map->attno[col[i]] = i + 1;
+	return map;
+}
+
+static ColumnMap *
+column_map_of(Relation rel)
+{
+	return column_map_make(opsmig_column_map(rel), RelationGetDescr(rel)->natts);
+}
+
+/* The map as a plan can carry it: the field of each attribute. */
+static List *
+column_map_to_list(const ColumnMap *map)
+{
+	List	   *list = NIL;
+	int			i;
+
+	for (i = 0; i < map->natts; i++)
+		list = lappend_int(list, (int) map->col[i]);
+	return list;
+}
+
+static ColumnMap *
+column_map_from_list(List *list)
+{
+	OpsmigColumn *col = palloc(sizeof(OpsmigColumn) * Max(list_length(list), 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, list)
+		col[i++] = (OpsmigColumn) lfirst_int(lc);
+	return column_map_make(col, i);
 }
 
 static OpsmigConn *
@@ -206,6 +252,31 @@ column_datum(TupleDesc tupdesc, int i, const char *v, const char *org_id)
 						   len, org_id),
 				 errhint("Declare the column as text or as varchar without a length.")));
 	return CStringGetTextDatum(v);
+}
+
+/*
+ * Put a row in a slot: each column gets the field it shows from fields[]
+ * (indexed by OpsmigColumn), NULL where that is NULL; link_token is
+ * write-only and always NULL.  A scan, RETURNING of INSERT and of DELETE
+ * all show a row so, and all check the API's text against a varchar(n)
+ * column the same way.  The slot is left for the caller to store.
+ */
+static void
+fill_slot(TupleTableSlot *slot, const ColumnMap *map,
+		  const char *const fields[OPSMIG_NUM_COLUMNS], const char *org_id)
+{
+	int			i;
+
+	for (i = 0; i < map->natts; i++)
+	{
+		OpsmigColumn col = map->col[i];
+		const char *v = (col == OPSMIG_COL_NONE || col == OPSMIG_COL_LINK_TOKEN) ?
+			NULL : fields[col];
+
+		slot->tts_isnull[i] = (v == NULL);
+		slot->tts_values[i] = v ? column_datum(slot->tts_tupleDescriptor, i, v, org_id) :
+			(Datum) 0;
+	}
 }
 
 static Expr *
@@ -385,11 +456,10 @@ opsmigGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntable
 	ListCell   *lc;
 	List	   *local = NIL;
 
-	info->colmap = opsmig_column_map(rel);
-	info->natts = RelationGetDescr(rel)->natts;
+	info->map = column_map_of(rel);
 	table_close(rel, NoLock);
-	info->org_id_attno = column_attno(info->colmap, info->natts, OPSMIG_COL_ORG_ID);
-	info->org_name_attno = column_attno(info->colmap, info->natts, OPSMIG_COL_ORG_NAME);
+	info->org_id_attno = info->map->attno[OPSMIG_COL_ORG_ID];
+	info->org_name_attno = info->map->attno[OPSMIG_COL_ORG_NAME];
 
 	opsmig_get_server_options(GetForeignServer(baserel->serverid), &opts);
 	info->request_cost = opts.request_cost;
@@ -547,9 +617,10 @@ opsmigGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		fdw_exprs = list_make1(value);
 
 	return make_foreignscan(tlist, local, baserel->relid, fdw_exprs,
-							list_make3(makeInteger(kind),
+							list_make4(makeInteger(kind),
 									   makeBoolean(info->need_names),
-									   makeBoolean(local != NIL)),
+									   makeBoolean(local != NIL),
+									   column_map_to_list(info->map)),
 							NIL, NIL, outer_plan);
 }
 
@@ -589,8 +660,7 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	OpsmigScanState *st = palloc0(sizeof(OpsmigScanState));
 
 	node->fdw_state = st;
-	st->colmap = opsmig_column_map(rel);
-	st->natts = RelationGetDescr(rel)->natts;
+	st->map = column_map_from_list(list_nth(fsplan->fdw_private, FdwScanPrivateColumns));
 	st->filter = (OrgFilter) intVal(list_nth(fsplan->fdw_private, FdwScanPrivateFilter));
 	st->need_names = boolVal(list_nth(fsplan->fdw_private, FdwScanPrivateNeedNames));
 	if (st->filter != ORG_FILTER_NONE)
@@ -612,17 +682,27 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 		st->cache_ttl_ms = opsmig_table_cache_ttl_ms(RelationGetRelid(rel), &st->conn->opts);
 }
 
-/* Begin the API work of this (re)scan, in a context of its own. */
+/*
+ * Switch to the memory of this (re)scan, made on first use: everything of
+ * its API work lives there, so that deleting it (end_scan) stops that work
+ * whatever state it is in.
+ */
+static MemoryContext
+enter_scan_context(ForeignScanState *node, OpsmigScanState *st)
+{
+	if (st->scan_cxt == NULL)
+		st->scan_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
+											 "opsmig_fdw scan", ALLOCSET_DEFAULT_SIZES);
+	return MemoryContextSwitchTo(st->scan_cxt);
+}
+
+/* Begin the API work of this (re)scan. */
 static void
 start_scan(ForeignScanState *node, OpsmigScanState *st)
 {
-	EState	   *estate = node->ss.ps.state;
-	MemoryContext old;
+	MemoryContext old = enter_scan_context(node, st);
 	List	   *ids = NIL;
 
-	st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw scan",
-										 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(st->scan_cxt);
 	if (st->filter != ORG_FILTER_NONE)
 	{
 		ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
@@ -651,9 +731,8 @@ opsmigIterateForeignScan(ForeignScanState *node)
 {
 	OpsmigScanState *st = (OpsmigScanState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-	TupleDesc	tupdesc;
 	OpsmigLink	link;
-	int			i;
+	const char *fields[OPSMIG_NUM_COLUMNS] = {NULL};
 
 	ExecClearTuple(slot);
 	if (st->scan_cxt == NULL)
@@ -662,28 +741,10 @@ opsmigIterateForeignScan(ForeignScanState *node)
 		return slot;
 
 	/* Datums go to the per-tuple context we are called in. */
-	tupdesc = RelationGetDescr(node->ss.ss_currentRelation);
-	for (i = 0; i < st->natts; i++)
-	{
-		const char *v = NULL;
-
-		switch (st->colmap[i])
-		{
-			case OPSMIG_COL_ORG_ID:
-				v = link.org_id;
-				break;
-			case OPSMIG_COL_ORG_NAME:
-				v = link.org_name;
-				break;
-			case OPSMIG_COL_STATUS:
-				v = link.status;
-				break;
-			default:
-				break;			/* link_token is write-only */
-		}
-		slot->tts_isnull[i] = (v == NULL);
-		slot->tts_values[i] = v ? column_datum(tupdesc, i, v, link.org_id) : (Datum) 0;
-	}
+	fields[OPSMIG_COL_ORG_ID] = link.org_id;
+	fields[OPSMIG_COL_ORG_NAME] = link.org_name;
+	fields[OPSMIG_COL_STATUS] = link.status;
+	fill_slot(slot, st->map, fields, link.org_id);
 	return ExecStoreVirtualTuple(slot);
 }
 
@@ -768,13 +829,19 @@ static void
 opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							  RangeTblEntry *target_rte, Relation target_relation)
 {
-	OpsmigColumn *colmap = opsmig_column_map(target_relation);
 	TupleDesc	tupdesc = RelationGetDescr(target_relation);
+	ColumnMap  *map;
 	AttrNumber	attno;
 
 	if (root->parse->commandType != CMD_DELETE)
 		return;
-	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_ORG_ID);
+
+	/*
+	 * The planner asks for the row identity before it sizes the relation
+	 * (opsmigGetForeignRelSize): no map of this statement exists yet.
+	 */
+	map = column_map_of(target_relation);
+	attno = map->attno[OPSMIG_COL_ORG_ID];
 	if (attno == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -783,7 +850,7 @@ opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	add_identity_column(root, rtindex, tupdesc, attno, JUNK_ORG_ID);
 
 	/* The status before deletion, for DELETE ... RETURNING status. */
-	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_STATUS);
+	attno = map->attno[OPSMIG_COL_STATUS];
 	if (attno != InvalidAttrNumber)
 		add_identity_column(root, rtindex, tupdesc, attno, JUNK_STATUS);
 
@@ -791,7 +858,7 @@ opsmigAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	 * org_name costs the organization listing, so the scan reads it only
 	 * when RETURNING shows it.
 	 */
-	attno = column_attno(colmap, tupdesc->natts, OPSMIG_COL_ORG_NAME);
+	attno = map->attno[OPSMIG_COL_ORG_NAME];
 	if (attno != InvalidAttrNumber && returning_shows(root, tupdesc, attno))
 		add_identity_column(root, rtindex, tupdesc, attno, JUNK_ORG_NAME);
 }
@@ -807,13 +874,10 @@ refuse_on_conflict(Relation rel)
 
 /* INSERT, COPY FROM and partition routing need org_id and link_token. */
 static void
-check_insertable(Relation rel)
+check_insertable(Relation rel, const ColumnMap *map)
 {
-	OpsmigColumn *colmap = opsmig_column_map(rel);
-	int			natts = RelationGetDescr(rel)->natts;
-
-	if (column_attno(colmap, natts, OPSMIG_COL_ORG_ID) == InvalidAttrNumber ||
-		column_attno(colmap, natts, OPSMIG_COL_LINK_TOKEN) == InvalidAttrNumber)
+	if (map->attno[OPSMIG_COL_ORG_ID] == InvalidAttrNumber ||
+		map->attno[OPSMIG_COL_LINK_TOKEN] == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot insert into foreign table \"%s\" because it lacks an org_id or link_token column",
@@ -821,11 +885,17 @@ check_insertable(Relation rel)
 				 errhint("A link is created from org_id and link_token.")));
 }
 
+/*
+ * The column map goes to BeginForeignModify in fdw_private.  A DELETE has
+ * planned the scan of its table already: that scan's map serves.
+ */
 static List *
 opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 						Index resultRelation, int subplan_index)
 {
 	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+	RelOptInfo *scanned = root->simple_rel_array ? root->simple_rel_array[resultRelation] : NULL;
+	ColumnMap  *map;
 	Relation	rel;
 
 	if (plan->operation == CMD_UPDATE)
@@ -835,15 +905,19 @@ opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 						get_rel_name(rte->relid)),
 				 errdetail("The API cannot change a migration link in place."),
 				 errhint("DELETE the row, then INSERT it with the new link_token.")));
-	if (plan->operation != CMD_INSERT)
-		return NIL;
-
-	rel = table_open(rte->relid, NoLock);
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		refuse_on_conflict(rel);
-	check_insertable(rel);
-	table_close(rel, NoLock);
-	return NIL;
+	if (plan->operation == CMD_DELETE && scanned && scanned->fdw_private)
+		map = ((OpsmigRelInfo *) scanned->fdw_private)->map;
+	else
+	{
+		rel = table_open(rte->relid, NoLock);
+		if (plan->operation == CMD_INSERT && plan->onConflictAction != ONCONFLICT_NONE)
+			refuse_on_conflict(rel);
+		map = column_map_of(rel);
+		if (plan->operation == CMD_INSERT)
+			check_insertable(rel, map);
+		table_close(rel, NoLock);
+	}
+	return list_make1(column_map_to_list(map));
 }
 
 /*
@@ -852,14 +926,13 @@ opsmigPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
  * postgres_fdw does (opsmig_result_rel_user).
  */
 static OpsmigModifyState *
-begin_modify(EState *estate, ResultRelInfo *rinfo, bool explain_only)
+begin_modify(EState *estate, ResultRelInfo *rinfo, ColumnMap *map, bool explain_only)
 {
 	Relation	rel = rinfo->ri_RelationDesc;
 	OpsmigModifyState *st = palloc0(sizeof(OpsmigModifyState));
 
 	rinfo->ri_FdwState = st;
-	st->colmap = opsmig_column_map(rel);
-	st->natts = RelationGetDescr(rel)->natts;
+	st->map = map;
 	if (explain_only)
 		return st;
 	st->conn = connection_for(rel, opsmig_result_rel_user(rinfo, estate));
@@ -873,7 +946,7 @@ begin_modify(EState *estate, ResultRelInfo *rinfo, bool explain_only)
 static AttrNumber
 find_junk(Plan *subplan, OpsmigModifyState *st, OpsmigColumn col, const char *prefix)
 {
-	AttrNumber	attno = column_attno(st->colmap, st->natts, col);
+	AttrNumber	attno = st->map->attno[col];
 
 	if (attno == InvalidAttrNumber)
 		return InvalidAttrNumber;
@@ -886,7 +959,8 @@ opsmigBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 {
 	OpsmigModifyState *st;
 
-	st = begin_modify(mtstate->ps.state, rinfo, (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
+	st = begin_modify(mtstate->ps.state, rinfo, column_map_from_list(linitial(fdw_private)),
+					  (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
 	if (st->conn && mtstate->operation == CMD_DELETE)
 	{
 		Plan	   *subplan = outerPlanState(mtstate)->plan;
@@ -921,6 +995,7 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	Relation	rel = rinfo->ri_RelationDesc;
 	OpsmigModifyState *st;
+	ColumnMap  *map;
 
 	/* A MERGE that PostgreSQL let through: its INSERT action was routed here. */
 	if (mtstate->operation == CMD_MERGE)
@@ -938,9 +1013,11 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	if (mtstate->ps.plan != NULL &&
 		((ModifyTable *) mtstate->ps.plan)->onConflictAction != ONCONFLICT_NONE)
 		refuse_on_conflict(rel);
-	check_insertable(rel);
 
-	st = begin_modify(mtstate->ps.state, rinfo, false);
+	/* No plan of ours made a map: COPY and tuple routing reach us here only. */
+	map = column_map_of(rel);
+	check_insertable(rel, map);
+	st = begin_modify(mtstate->ps.state, rinfo, map, false);
 	if (mtstate->ps.plan == NULL &&
 		st->conn->opts.max_concurrent_requests > 1 &&
 		!has_after_insert_triggers(rinfo) &&
@@ -972,9 +1049,9 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 
 /* A text column's value from a slot, as a C string, or NULL. */
 static char *
-slot_text(TupleTableSlot *slot, OpsmigColumn *colmap, int natts, OpsmigColumn col)
+slot_text(TupleTableSlot *slot, const ColumnMap *map, OpsmigColumn col)
 {
-	AttrNumber	attno = column_attno(colmap, natts, col);
+	AttrNumber	attno = map->attno[col];
 
 	if (attno == InvalidAttrNumber || slot->tts_isnull[attno - 1])
 		return NULL;
@@ -987,14 +1064,14 @@ check_row(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		  char **org_id, char **token)
 {
 	slot_getallattrs(slot);
-	*org_id = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_ID);
+	*org_id = slot_text(slot, st->map, OPSMIG_COL_ORG_ID);
 	if (*org_id == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("org_id must not be null in an INSERT into \"%s\"",
 						RelationGetRelationName(rinfo->ri_RelationDesc))));
 	api_check_org_id(*org_id, "org_id");
-	*token = slot_text(slot, st->colmap, st->natts, OPSMIG_COL_LINK_TOKEN);
+	*token = slot_text(slot, st->map, OPSMIG_COL_LINK_TOKEN);
 	if (*token == NULL || (*token)[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -1002,8 +1079,8 @@ check_row(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *slot,
 				 errhint("Generate a link token in the target Atlas organization (Organization Settings, Connect to Atlas) and INSERT it as link_token.")));
 	/* The API reads UTF-8 JSON, whatever the database's encoding. */
 	*token = pg_server_to_any(*token, strlen(*token), PG_UTF8);
-	if (slot_text(slot, st->colmap, st->natts, OPSMIG_COL_STATUS) != NULL ||
-		slot_text(slot, st->colmap, st->natts, OPSMIG_COL_ORG_NAME) != NULL)
+	if (slot_text(slot, st->map, OPSMIG_COL_STATUS) != NULL ||
+		slot_text(slot, st->map, OPSMIG_COL_ORG_NAME) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("status and org_name cannot be set by INSERT"),
@@ -1038,12 +1115,10 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 			int n, bool shown)
 {
 	MemoryContext old;
-	TupleDesc	tupdesc = RelationGetDescr(rinfo->ri_RelationDesc);
 	char	  **org_ids;
 	char	  **tokens;
 	char	  **statuses;
-	int			r,
-				i;
+	int			r;
 
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
@@ -1058,21 +1133,12 @@ insert_rows(OpsmigModifyState *st, ResultRelInfo *rinfo, TupleTableSlot **slots,
 
 	for (r = 0; r < n; r++)
 	{
-		TupleTableSlot *slot = slots[r];
+		const char *fields[OPSMIG_NUM_COLUMNS] = {NULL};
 
-		for (i = 0; i < st->natts; i++)
-		{
-			if (st->colmap[i] == OPSMIG_COL_STATUS && statuses[r] != NULL && shown)
-			{
-				slot->tts_values[i] = column_datum(tupdesc, i, statuses[r], org_ids[r]);
-				slot->tts_isnull[i] = false;
-			}
-			else if (st->colmap[i] != OPSMIG_COL_ORG_ID)
-			{
-				slot->tts_values[i] = (Datum) 0;
-				slot->tts_isnull[i] = true;
-			}
-		}
+		fields[OPSMIG_COL_ORG_ID] = org_ids[r];
+		if (shown)
+			fields[OPSMIG_COL_STATUS] = statuses[r];
+		fill_slot(slots[r], st->map, fields, org_ids[r]);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -1222,18 +1288,14 @@ opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 {
 	OpsmigModifyState *st = (OpsmigModifyState *) rinfo->ri_FdwState;
 	MemoryContext old;
+	const char *fields[OPSMIG_NUM_COLUMNS] = {NULL};
 	char	   *org_id;
-	char	   *status;
-	char	   *org_name;
-	int			i;
 
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
 	org_id = junk_text(planSlot, st->junk_org_id);
 	if (org_id == NULL)
 		elog(ERROR, "opsmig_fdw: org_id is null in a row to delete");
-	status = junk_text(planSlot, st->junk_status);
-	org_name = junk_text(planSlot, st->junk_org_name);
 
 	if (api_delete_links(st->conn, list_make1(org_id), &st->work) == 0)
 	{
@@ -1242,16 +1304,11 @@ opsmigExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	}
 
 	/* RETURNING sees the row as the scan saw it; the token reads as NULL. */
+	fields[OPSMIG_COL_ORG_ID] = org_id;
+	fields[OPSMIG_COL_STATUS] = junk_text(planSlot, st->junk_status);
+	fields[OPSMIG_COL_ORG_NAME] = junk_text(planSlot, st->junk_org_name);
 	ExecClearTuple(slot);
-	for (i = 0; i < st->natts; i++)
-	{
-		const char *v = st->colmap[i] == OPSMIG_COL_ORG_ID ? org_id :
-			st->colmap[i] == OPSMIG_COL_STATUS ? status :
-			st->colmap[i] == OPSMIG_COL_ORG_NAME ? org_name : NULL;
-
-		slot->tts_isnull[i] = (v == NULL);
-		slot->tts_values[i] = v ? CStringGetTextDatum(v) : (Datum) 0;
-	}
+	fill_slot(slot, st->map, fields, org_id);
 	ExecStoreVirtualTuple(slot);
 	MemoryContextSwitchTo(old);
 	return slot;
@@ -1330,9 +1387,7 @@ opsmigIterateDirectModify(ForeignScanState *node)
 		st->direct_done = true;
 		if (st->filter != ORG_FILTER_NONE)
 		{
-			st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw delete",
-												 ALLOCSET_DEFAULT_SIZES);
-			old = MemoryContextSwitchTo(st->scan_cxt);
+			old = enter_scan_context(node, st);
 			ids = evaluate_org_ids(st, node->ss.ps.ps_ExprContext);
 		}
 		else
@@ -1341,7 +1396,7 @@ opsmigIterateDirectModify(ForeignScanState *node)
 
 			st->need_names = false;
 			start_scan(node, st);
-			old = MemoryContextSwitchTo(st->scan_cxt);
+			old = enter_scan_context(node, st);
 			while (api_scan_next(st->scan, &link))
 				ids = lappend(ids, link.org_id);
 		}
