@@ -368,12 +368,7 @@ opsmig_fdw_cluster_stats(PG_FUNCTION_ARGS)
 
 	require_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	if (rsinfo->setDesc->natts != ncols)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("function opsmig_fdw_cluster_stats returns %d columns, but the loaded opsmig_fdw module fills %d",
-						rsinfo->setDesc->natts, ncols),
-				 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
+	opsmig_stats_check_columns(rsinfo->setDesc, STATS_KEY_COLS, "opsmig_fdw_cluster_stats");
 	see_all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
 	/* Copy under the lock; name lookups may read catalogs, so do them after. */

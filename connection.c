@@ -368,6 +368,7 @@ opsmig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  */
 
 PG_FUNCTION_INFO_V1(opsmig_fdw_stats);
+PG_FUNCTION_INFO_V1(opsmig_fdw_stats_1_3);
 PG_FUNCTION_INFO_V1(opsmig_fdw_stats_reset);
 
 #define STATS_KEY_COLS	2		/* server_name, user_mapping */
@@ -377,17 +378,27 @@ StaticAssertDecl(STATS_COLS == STATS_KEY_COLS + OPSMIG_NUM_COUNTERS,
 
 /*
  * Which value of a row (the key columns, then the counters in the order of
- * opsmig_counters.h, as version 1.3 declares them) each declared column
- * shows.  They are matched by name: a database not updated yet declares the
- * columns of its version (1.1: 20, 1.2: 22, in another order), and this
- * library must fill those right too.
+ * opsmig_counters.h) each declared column shows.  Since 1.3 the function is
+ * opsmig_fdw_stats_1_3 and declares exactly that order (checked); a library
+ * older than 1.3 has no such symbol, so a backend that still runs one fails
+ * cleanly after ALTER EXTENSION UPDATE instead of filling the new columns by
+ * its old positions, as pg_stat_statements does.  The unversioned symbol
+ * serves databases not updated yet (1.1: 20 columns, 1.2: 22, in other
+ * orders): it matches their columns by name.
  */
 static int *
-stats_column_sources(TupleDesc desc)
+stats_column_sources(TupleDesc desc, bool by_name)
 {
 	int		   *source = palloc(sizeof(int) * desc->natts);
 	int			a;
 
+	if (!by_name)
+	{
+		opsmig_stats_check_columns(desc, STATS_KEY_COLS, "opsmig_fdw_stats");
+		for (a = 0; a < desc->natts; a++)
+			source[a] = a;
+		return source;
+	}
 	for (a = 0; a < desc->natts; a++)
 	{
 		const char *name = NameStr(TupleDescAttr(desc, a)->attname);
@@ -410,8 +421,8 @@ stats_column_sources(TupleDesc desc)
 }
 
 /* One row per user mapping this backend has used since it started. */
-Datum
-opsmig_fdw_stats(PG_FUNCTION_ARGS)
+static void
+stats_rows(FunctionCallInfo fcinfo, bool by_name)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS scan;
@@ -421,9 +432,10 @@ opsmig_fdw_stats(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 
 	InitMaterializedSRF(fcinfo, 0);
+	/* Checked before any row, so a mismatch does not wait for a connection. */
+	source = stats_column_sources(rsinfo->setDesc, by_name);
 	if (ConnectionHash == NULL)
-		PG_RETURN_VOID();
-	source = stats_column_sources(rsinfo->setDesc);
+		return;
 	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
 	nulls = palloc0(sizeof(bool) * rsinfo->setDesc->natts);
 
@@ -444,6 +456,20 @@ opsmig_fdw_stats(PG_FUNCTION_ARGS)
 			values[i] = row[source[i]];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+}
+
+Datum
+opsmig_fdw_stats_1_3(PG_FUNCTION_ARGS)
+{
+	stats_rows(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/* Before 1.3 */
+Datum
+opsmig_fdw_stats(PG_FUNCTION_ARGS)
+{
+	stats_rows(fcinfo, true);
 	PG_RETURN_VOID();
 }
 

@@ -8,7 +8,9 @@ DROP VIEW opsmig_fdw_stats;
 DROP FUNCTION opsmig_fdw_stats();
 
 -- The counters come in the order of opsmig_counters.h (int64s, then doubles),
--- as in opsmig_fdw_cluster_stats().
+-- as in opsmig_fdw_cluster_stats().  The C function has a versioned name: a
+-- backend still running an older library fails to find it rather than fill
+-- these columns by its own, older order.
 CREATE FUNCTION opsmig_fdw_stats(
     OUT server_name text,
     OUT user_mapping oid,
@@ -34,7 +36,7 @@ CREATE FUNCTION opsmig_fdw_stats(
     OUT rate_limit_wait_ms double precision,
     OUT max_ms double precision)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME'
+AS 'MODULE_PATHNAME', 'opsmig_fdw_stats_1_3'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 -- This backend's API work, per server and user mapping, since it started

@@ -114,6 +114,8 @@ extern double opsmig_stats_double(const OpsmigStats *st, int counter);
 extern bool opsmig_stats_nonzero(const OpsmigStats *st, int counter);
 extern Datum opsmig_stats_datum(const OpsmigStats *st, int counter);
 extern int	opsmig_stats_column(const char *column);
+extern void opsmig_stats_check_columns(TupleDesc desc, int nkeys,
+									   const char *function);
 extern void opsmig_stats_count_error(OpsmigStats *st, long http_code);
 
 /* option.c */

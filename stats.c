@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "opsmig_fdw.h"
 
 const OpsmigCounter opsmig_counters[OPSMIG_NUM_COUNTERS] = {
@@ -86,6 +88,43 @@ opsmig_stats_datum(const OpsmigStats *st, int counter)
 	return opsmig_counters[counter].is_double ?
 		Float8GetDatum(opsmig_stats_double(st, counter)) :
 		Int64GetDatum(opsmig_stats_int64(st, counter));
+}
+
+/*
+ * Check that a stats function declares, after its nkeys key columns, the
+ * counters of this library in its order, by name and type.  The SQL
+ * functions fill their columns by position: a list reordered without a new
+ * extension version, or objects of another version, would otherwise show one
+ * counter under another's name.
+ */
+void
+opsmig_stats_check_columns(TupleDesc desc, int nkeys, const char *function)
+{
+	int			i;
+
+	if (desc->natts != nkeys + OPSMIG_NUM_COUNTERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("function %s returns %d columns, but the loaded opsmig_fdw module fills %d",
+						function, desc->natts, nkeys + OPSMIG_NUM_COUNTERS),
+				 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
+	for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, nkeys + i);
+
+		if (strcmp(NameStr(att->attname), opsmig_counters[i].column) != 0 ||
+			att->atttypid != (opsmig_counters[i].is_double ? FLOAT8OID : INT8OID))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("function %s does not return the counters of the loaded opsmig_fdw module",
+							function),
+					 errdetail("Column %d is \"%s\" of type %s, where the module fills \"%s\" of type %s.",
+							   nkeys + i + 1, NameStr(att->attname),
+							   format_type_be(att->atttypid),
+							   opsmig_counters[i].column,
+							   opsmig_counters[i].is_double ? "double precision" : "bigint"),
+					 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
+	}
 }
 
 /* The counter shown in a column of this name, or -1. */

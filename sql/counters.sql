@@ -76,6 +76,46 @@ SELECT list_requests, status_requests, bytes_received > 0 AS filled,
 SELECT s.proargnames[3:] = c.proargnames[5:] AS same_counters_same_order
   FROM pg_proc s, pg_proc c
  WHERE s.proname = 'opsmig_fdw_stats' AND c.proname = 'opsmig_fdw_cluster_stats';
+-- The 1.3 function has a C name of its own: a backend still running a
+-- library older than 1.3 cannot fill its columns by that library's order.
+SELECT prosrc FROM pg_proc WHERE proname = 'opsmig_fdw_stats';
+-- Columns that are not the library's counters in its order are refused
+-- with 55000, whether or not the backend has used a connection yet.
+CREATE FUNCTION counters_swapped(
+    OUT server_name text, OUT user_mapping oid,
+    OUT list_requests bigint, OUT status_requests bigint,
+    OUT create_requests bigint, OUT delete_requests bigint,
+    OUT errors_401 bigint, OUT errors_403 bigint, OUT errors_404 bigint,
+    OUT errors_409 bigint, OUT errors_429 bigint, OUT errors_4xx_other bigint,
+    OUT errors_5xx bigint, OUT errors_transport bigint,
+    OUT digest_challenges bigint, OUT retries bigint,
+    OUT connections_opened bigint, OUT bytes_received bigint,
+    OUT cache_hits bigint, OUT rate_limit_waits bigint,
+    OUT total_ms double precision, OUT rate_limit_wait_ms double precision,
+    OUT max_ms double precision)
+RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+SELECT * FROM counters_swapped();
+\echo :LAST_ERROR_SQLSTATE
+CREATE FUNCTION counters_wrong_type(
+    OUT server_name text, OUT user_mapping oid,
+    OUT list_requests bigint, OUT status_requests bigint,
+    OUT create_requests bigint, OUT delete_requests bigint,
+    OUT errors_401 bigint, OUT errors_403 bigint, OUT errors_404 bigint,
+    OUT errors_409 bigint, OUT errors_429 bigint, OUT errors_4xx_other bigint,
+    OUT errors_5xx bigint, OUT errors_transport bigint,
+    OUT retries bigint, OUT digest_challenges bigint,
+    OUT connections_opened bigint, OUT bytes_received bigint,
+    OUT cache_hits bigint, OUT rate_limit_waits bigint,
+    OUT total_ms bigint, OUT rate_limit_wait_ms double precision,
+    OUT max_ms double precision)
+RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+SELECT * FROM counters_wrong_type();
+\echo :LAST_ERROR_SQLSTATE
+\c
+SELECT * FROM counters_swapped();
+\echo :LAST_ERROR_SQLSTATE
+DROP FUNCTION counters_swapped();
+DROP FUNCTION counters_wrong_type();
 
 DROP FUNCTION counters_explain(text, text);
 DROP FUNCTION counters_json_keys(text, text);
