@@ -104,11 +104,11 @@ static void api_scan_want_status(OpsmigScan *scan, const char *org_id, char *org
 void
 api_check_org_id(const char *org_id, const char *what)
 {
-	if (!opsmig_valid_org_id(org_id))
+	if (!parse_valid_org_id(org_id))
 	{
 		char		shown[64];
 
-		opsmig_printable(org_id, strlen(org_id), shown, sizeof(shown));
+		parse_printable(org_id, strlen(org_id), shown, sizeof(shown));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid organization id \"%s\"", shown),
@@ -348,7 +348,7 @@ api_report_http(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 	OpsmigApiError err;
 	long		code = reply ? reply->code : req->http_code;
 
-	opsmig_reply_error(reply, req->response, req->response_len, &err);
+	parse_reply_error(reply, req->response, req->response_len, &err);
 
 	ereport(ERROR,
 			(errcode(not_api ? ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION :
@@ -431,7 +431,7 @@ api_report_reply(OpsmigConn *conn, ApiCall *call, HttpRequest *req,
 {
 	char		excerpt[128];
 
-	opsmig_printable(req->response, req->response_len, excerpt, sizeof(excerpt));
+	parse_printable(req->response, req->response_len, excerpt, sizeof(excerpt));
 	if (excerpt[0])
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
@@ -524,7 +524,7 @@ api_learn_rate_limit(OpsmigConn *conn, HttpRequest *req, long code,
 	if (code == 429)
 		req->rate_limited++;
 	req->ratelimit_out = false;
-	opsmig_reply_ratelimit(code == 429 ? reply : NULL, &params);
+	parse_reply_ratelimit(code == 429 ? reply : NULL, &params);
 	ratelimit_learn(conn->limiter, req->ratelimit_seq, req->ratelimit_in_flight,
 					code, req->ratelimit_limit, req->ratelimit_remaining,
 					code == 429 ? req->retry_after : -1, req->rate_limited,
@@ -554,12 +554,12 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 	reply->code = code;
 	if (code != 0)
 	{
-		pr = opsmig_parse_reply(req->response, req->response_len,
+		pr = parse_reply(req->response, req->response_len,
 								conn->opts.envelope, code, reply, why, sizeof(why));
 		code = reply->code;
 		if (pr == OPSMIG_PARSE_BAD_SHAPE && conn->opts.envelope && req->http_code == 200)
 		{
-			opsmig_reply_free(reply);
+			parse_reply_free(reply);
 			api_report_reply(conn, call, req, why);
 		}
 	}
@@ -573,9 +573,9 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 		{
 			char		ctype[64];
 
-			opsmig_printable(req->content_type, strlen(req->content_type),
+			parse_printable(req->content_type, strlen(req->content_type),
 							 ctype, sizeof(ctype));
-			opsmig_reply_free(reply);
+			parse_reply_free(reply);
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
 					 api_errmsg(conn, call),
@@ -598,7 +598,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 	{
 		elog(DEBUG2, "opsmig_fdw: %s %s: HTTP 429, sent again when the rate limit allows (429 number %d of this request)",
 			 req->method, api_path(conn, req), req->rate_limited);
-		opsmig_reply_free(reply);
+		parse_reply_free(reply);
 		http_batch_resend(batch, req);
 		return false;
 	}
@@ -613,7 +613,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 		call->reauth_done = true;
 		elog(DEBUG1, "opsmig_fdw: %s %s: HTTP 401 with a reused nonce, retrying with a fresh digest challenge",
 			 req->method, api_path(conn, req));
-		opsmig_reply_free(reply);
+		parse_reply_free(reply);
 		http_batch_retry(batch, req, 0, true);
 		return false;
 	}
@@ -628,7 +628,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 			 code ? psprintf("%ld", code) : "",
 			 req->attempts, conn->opts.max_retries,
 			 req->retry_after >= 0 ? delay : api_backoff_ceiling(req));
-		opsmig_reply_free(reply);
+		parse_reply_free(reply);
 		http_batch_retry(batch, req, delay, false);
 		return false;
 	}
@@ -644,7 +644,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 	 */
 	not_api = code == 404 &&
 		(call->op == API_LIST || pr != OPSMIG_PARSE_OK ||
-		 !opsmig_reply_is_api_error(reply, code));
+		 !parse_reply_is_api_error(reply, code));
 	if (code == 404 && !not_api &&
 		(call->op == API_STATUS || call->op == API_DELETE))
 		return true;
@@ -660,7 +660,7 @@ api_settle(OpsmigConn *conn, HttpBatch *batch, HttpRequest *req,
 		}
 		PG_FINALLY();
 		{
-			opsmig_reply_free(reply);
+			parse_reply_free(reply);
 		}
 		PG_END_TRY();
 	}
@@ -704,19 +704,19 @@ api_reply_status(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply)
 			return NULL;
 	}
 	if (call->op == API_CREATE)
-		pr = opsmig_reply_create_status(reply, status, sizeof(status), why, sizeof(why));
+		pr = parse_reply_create_status(reply, status, sizeof(status), why, sizeof(why));
 	else
-		pr = opsmig_reply_status(reply, status, sizeof(status), why, sizeof(why));
+		pr = parse_reply_status(reply, status, sizeof(status), why, sizeof(why));
 	if (pr != OPSMIG_PARSE_OK || reply->root == NULL)
 	{
 		if (reply->root == NULL)
 			snprintf(why, sizeof(why), call->op == API_CREATE ?
 					 "the reply is not a JSON document" :
 					 "the reply is not a JSON document with a \"status\"");
-		opsmig_reply_free(reply);
+		parse_reply_free(reply);
 		api_report_reply(conn, call, req, why);
 	}
-	opsmig_reply_free(reply);
+	parse_reply_free(reply);
 	return status[0] ? api_text(status) : NULL;
 }
 
@@ -899,12 +899,12 @@ api_scan_page(OpsmigScan *scan, HttpRequest *req, OpsmigReply *reply)
 
 	PG_TRY();
 	{
-		pr = opsmig_reply_orgs(reply, api_scan_page_org, scan, &nresults,
+		pr = parse_reply_orgs(reply, api_scan_page_org, scan, &nresults,
 							   &has_next, why, sizeof(why));
 	}
 	PG_FINALLY();
 	{
-		opsmig_reply_free(reply);
+		parse_reply_free(reply);
 	}
 	PG_END_TRY();
 	if (pr != OPSMIG_PARSE_OK)
@@ -971,7 +971,7 @@ api_scan_fetch(OpsmigScan *scan, OpsmigLink *link)
 		}
 		if (reply.code == 404)
 		{
-			opsmig_reply_free(&reply);
+			parse_reply_free(&reply);
 			status = NULL;		/* no link: no row */
 		}
 		else
@@ -1053,10 +1053,10 @@ api_outcome(OpsmigConn *conn, HttpRequest *req)
 		return -1;
 	if (req->http_code == 0)
 		return 0;
-	(void) opsmig_parse_reply(req->response, req->response_len, conn->opts.envelope,
+	(void) parse_reply(req->response, req->response_len, conn->opts.envelope,
 							  req->http_code, &reply, NULL, 0);
 	code = reply.code;
-	opsmig_reply_free(&reply);
+	parse_reply_free(&reply);
 	return code >= 200 && code < 300 ? 1 : 0;
 }
 
@@ -1201,7 +1201,7 @@ api_create_links(OpsmigConn *conn, int n, char **org_ids, char **tokens,
 		char	   *raw;
 
 		((ApiCall *) req->arg)->row = i;
-		raw = opsmig_create_body(tokens[i]);
+		raw = parse_create_body(tokens[i]);
 		if (raw == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -1229,7 +1229,7 @@ api_delete_done(OpsmigConn *conn, HttpRequest *req, OpsmigReply *reply, void *ar
 		(*(int *) arg)++;
 		api_note_change((ApiCall *) req->arg, true);
 	}
-	opsmig_reply_free(reply);
+	parse_reply_free(reply);
 }
 
 /*

@@ -19,6 +19,10 @@
 
 #include "api_parse.h"
 
+/* A number macro as a string literal, so messages stay literal. */
+#define PARSE_STR(x)	#x
+#define PARSE_XSTR(x)	PARSE_STR(x)
+
 static void
 set_why(char *why, size_t whylen, const char *msg)
 {
@@ -27,7 +31,7 @@ set_why(char *why, size_t whylen, const char *msg)
 }
 
 bool
-opsmig_valid_org_id(const char *s)
+parse_valid_org_id(const char *s)
 {
 	int			i;
 
@@ -45,7 +49,7 @@ opsmig_valid_org_id(const char *s)
  * result is safe in any server encoding and on one line.
  */
 void
-opsmig_printable(const char *src, size_t len, char *dst, size_t dstlen)
+parse_printable(const char *src, size_t len, char *dst, size_t dstlen)
 {
 	size_t		i,
 				o = 0;
@@ -73,7 +77,7 @@ opsmig_printable(const char *src, size_t len, char *dst, size_t dstlen)
 }
 
 OpsmigParseResult
-opsmig_parse_reply(const char *body, size_t len, bool envelope, long http_code,
+parse_reply(const char *body, size_t len, bool envelope, long http_code,
 				   OpsmigReply *reply, char *why, size_t whylen)
 {
 	struct json_tokener *tok;
@@ -154,7 +158,7 @@ opsmig_parse_reply(const char *body, size_t len, bool envelope, long http_code,
 }
 
 void
-opsmig_reply_free(OpsmigReply *reply)
+parse_reply_free(OpsmigReply *reply)
 {
 	if (reply->root)
 		json_object_put(reply->root);
@@ -177,7 +181,7 @@ get_string(struct json_object *obj, const char *key, size_t *len)
 }
 
 OpsmigParseResult
-opsmig_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
+parse_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
 					char *why, size_t whylen)
 {
 	const char *s;
@@ -193,7 +197,8 @@ opsmig_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
 	if (len == 0 || len > OPSMIG_STATUS_MAX || len >= statuslen)
 	{
 		set_why(why, whylen, len == 0 ? "the reply's \"status\" is empty" :
-				"the reply's \"status\" is longer than 64 bytes");
+				"the reply's \"status\" is longer than "
+				PARSE_XSTR(OPSMIG_STATUS_MAX) " bytes");
 		return OPSMIG_PARSE_BAD_SHAPE;
 	}
 	for (i = 0; i < len; i++)
@@ -217,7 +222,7 @@ opsmig_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
  * that is not an object is not a create reply.
  */
 OpsmigParseResult
-opsmig_reply_create_status(const OpsmigReply *reply, char *status,
+parse_reply_create_status(const OpsmigReply *reply, char *status,
 						   size_t statuslen, char *why, size_t whylen)
 {
 	struct json_object *v = NULL;
@@ -233,7 +238,7 @@ opsmig_reply_create_status(const OpsmigReply *reply, char *status,
 	}
 	if (!json_object_object_get_ex(reply->content, "status", &v) || v == NULL)
 		return OPSMIG_PARSE_OK;
-	return opsmig_reply_status(reply, status, statuslen, why, whylen);
+	return parse_reply_status(reply, status, statuslen, why, whylen);
 }
 
 /*
@@ -243,7 +248,7 @@ opsmig_reply_create_status(const OpsmigReply *reply, char *status,
  * is not the API, such as a base URL with the wrong path.
  */
 bool
-opsmig_reply_is_api_error(const OpsmigReply *reply, long code)
+parse_reply_is_api_error(const OpsmigReply *reply, long code)
 {
 	struct json_object *v;
 
@@ -259,7 +264,7 @@ opsmig_reply_is_api_error(const OpsmigReply *reply, long code)
  * whether the page names a next one.
  */
 OpsmigParseResult
-opsmig_reply_orgs(const OpsmigReply *reply, opsmig_org_cb cb, void *arg,
+parse_reply_orgs(const OpsmigReply *reply, parse_org_cb cb, void *arg,
 				  int *nresults, bool *has_next, char *why, size_t whylen)
 {
 	struct json_object *results,
@@ -288,7 +293,7 @@ opsmig_reply_orgs(const OpsmigReply *reply, opsmig_org_cb cb, void *arg,
 					namelen = 0;
 
 		id = get_string(org, "id", &idlen);
-		if (id == NULL || idlen != OPSMIG_ORG_ID_LEN || !opsmig_valid_org_id(id))
+		if (id == NULL || idlen != OPSMIG_ORG_ID_LEN || !parse_valid_org_id(id))
 		{
 			set_why(why, whylen, "an organization in the page has no valid \"id\"");
 			return OPSMIG_PARSE_BAD_SHAPE;
@@ -322,7 +327,7 @@ opsmig_reply_orgs(const OpsmigReply *reply, opsmig_org_cb cb, void *arg,
  * excerpt of whatever came (an HTML page from a proxy, say).
  */
 void
-opsmig_reply_error(const OpsmigReply *reply, const char *body, size_t len,
+parse_reply_error(const OpsmigReply *reply, const char *body, size_t len,
 				   OpsmigApiError *err)
 {
 	const char *s;
@@ -333,15 +338,15 @@ opsmig_reply_error(const OpsmigReply *reply, const char *body, size_t len,
 		json_object_is_type(reply->content, json_type_object))
 	{
 		if ((s = get_string(reply->content, "errorCode", &slen)) != NULL)
-			opsmig_printable(s, slen, err->error_code, sizeof(err->error_code));
+			parse_printable(s, slen, err->error_code, sizeof(err->error_code));
 		if ((s = get_string(reply->content, "detail", &slen)) != NULL)
-			opsmig_printable(s, slen, err->detail, sizeof(err->detail));
+			parse_printable(s, slen, err->detail, sizeof(err->detail));
 		if ((s = get_string(reply->content, "reason", &slen)) != NULL)
-			opsmig_printable(s, slen, err->reason, sizeof(err->reason));
+			parse_printable(s, slen, err->reason, sizeof(err->reason));
 		err->json = err->error_code[0] || err->detail[0] || err->reason[0];
 	}
 	if (!err->json && body != NULL)
-		opsmig_printable(body, len, err->excerpt, sizeof(err->excerpt));
+		parse_printable(body, len, err->excerpt, sizeof(err->excerpt));
 }
 
 /* A number of a JSON array, if it is one within [lo, hi]. */
@@ -363,7 +368,7 @@ get_number(struct json_object *arr, size_t i, double lo, double hi, double *out)
  * older RATE_LIMITED reply.
  */
 void
-opsmig_reply_ratelimit(const OpsmigReply *reply, OpsmigRateLimitParams *params)
+parse_reply_ratelimit(const OpsmigReply *reply, OpsmigRateLimitParams *params)
 {
 	struct json_object *arr;
 
@@ -382,7 +387,7 @@ opsmig_reply_ratelimit(const OpsmigReply *reply, OpsmigRateLimitParams *params)
 
 /* {"linkToken": "..."}, escaped by json-c whatever the token holds; malloc'd. */
 char *
-opsmig_create_body(const char *link_token)
+parse_create_body(const char *link_token)
 {
 	struct json_object *obj = json_object_new_object();
 	struct json_object *tok;

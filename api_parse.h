@@ -17,7 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The longest link status we accept; the documented ones are far shorter. */
+/*
+ * The longest link status we accept (the documented ones are far shorter),
+ * and the length of an organization id.  Buffers elsewhere (cache.h, api*.c)
+ * are sized from these, plus one for the NUL.
+ */
 #define OPSMIG_STATUS_MAX		64
 #define OPSMIG_ORG_ID_LEN		24
 
@@ -60,34 +64,34 @@ typedef struct OpsmigRateLimitParams
 	double		refill_seconds; /* ... every this many seconds */
 } OpsmigRateLimitParams;
 
-typedef void (*opsmig_org_cb) (const char *id, const char *name, void *arg);
+typedef void (*parse_org_cb) (const char *id, const char *name, void *arg);
 
-extern bool opsmig_valid_org_id(const char *s);
+extern bool parse_valid_org_id(const char *s);
 
-extern OpsmigParseResult opsmig_parse_reply(const char *body, size_t len,
-											bool envelope, long http_code,
-											OpsmigReply *reply,
+extern OpsmigParseResult parse_reply(const char *body, size_t len,
+									 bool envelope, long http_code,
+									 OpsmigReply *reply,
+									 char *why, size_t whylen);
+extern void parse_reply_free(OpsmigReply *reply);
+
+extern OpsmigParseResult parse_reply_status(const OpsmigReply *reply,
+											char *status, size_t statuslen,
 											char *why, size_t whylen);
-extern void opsmig_reply_free(OpsmigReply *reply);
+extern OpsmigParseResult parse_reply_create_status(const OpsmigReply *reply,
+												   char *status, size_t statuslen,
+												   char *why, size_t whylen);
+extern bool parse_reply_is_api_error(const OpsmigReply *reply, long code);
+extern OpsmigParseResult parse_reply_orgs(const OpsmigReply *reply,
+										  parse_org_cb cb, void *arg,
+										  int *nresults, bool *has_next,
+										  char *why, size_t whylen);
+extern void parse_reply_error(const OpsmigReply *reply, const char *body,
+							  size_t len, OpsmigApiError *err);
 
-extern OpsmigParseResult opsmig_reply_status(const OpsmigReply *reply,
-											 char *status, size_t statuslen,
-											 char *why, size_t whylen);
-extern OpsmigParseResult opsmig_reply_create_status(const OpsmigReply *reply,
-													char *status, size_t statuslen,
-													char *why, size_t whylen);
-extern bool opsmig_reply_is_api_error(const OpsmigReply *reply, long code);
-extern OpsmigParseResult opsmig_reply_orgs(const OpsmigReply *reply,
-										   opsmig_org_cb cb, void *arg,
-										   int *nresults, bool *has_next,
-										   char *why, size_t whylen);
-extern void opsmig_reply_error(const OpsmigReply *reply, const char *body,
-							   size_t len, OpsmigApiError *err);
+extern void parse_reply_ratelimit(const OpsmigReply *reply,
+								  OpsmigRateLimitParams *params);
 
-extern void opsmig_reply_ratelimit(const OpsmigReply *reply,
-								   OpsmigRateLimitParams *params);
-
-extern void opsmig_printable(const char *src, size_t len, char *dst, size_t dstlen);
-extern char *opsmig_create_body(const char *link_token);
+extern void parse_printable(const char *src, size_t len, char *dst, size_t dstlen);
+extern char *parse_create_body(const char *link_token);
 
 #endif							/* OPSMIG_API_PARSE_H */

@@ -41,9 +41,9 @@
 
 typedef struct CachedStatus
 {
-	char		org_id[25];		/* hash key */
+	char		org_id[OPSMIG_ORG_ID_LEN + 1];	/* hash key */
 	bool		linked;
-	char		status[65];
+	char		status[OPSMIG_STATUS_MAX + 1];
 	TimestampTz fetched_at;		/* 0: forgotten */
 	uint64		forgotten_gen;	/* generation that last forgot it */
 } CachedStatus;
@@ -234,13 +234,4 @@ cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs)
 	}
 	c->nlisting = norgs;
 	c->listing_at = GetCurrentTimestamp();
-}
-
-/* Drop everything (opsmig_fdw_stats_reset does not; ALTER SERVER does). */
-void
-cache_drop(OpsmigConn *conn)
-{
-	if (conn->cache)
-		MemoryContextDelete(conn->cache->cxt);
-	conn->cache = NULL;
 }

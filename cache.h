@@ -10,12 +10,13 @@
 #ifndef OPSMIG_CACHE_H
 #define OPSMIG_CACHE_H
 
+#include "api_parse.h"
 #include "opsmig_fdw.h"
 
 /* One organization of a cached listing. */
 typedef struct CachedOrg
 {
-	char		org_id[25];
+	char		org_id[OPSMIG_ORG_ID_LEN + 1];
 	char	   *name;			/* UTF-8, as the API sent it; may be NULL */
 } CachedOrg;
 
@@ -27,7 +28,6 @@ extern void cache_put_status(OpsmigConn *conn, const char *org_id,
 extern void cache_forget(OpsmigConn *conn, const char *org_id);
 extern CachedOrg *cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs);
 extern void cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs);
-extern void cache_drop(OpsmigConn *conn);
 
 /*
  * shared_cache.c: the same answers in shared memory, when opsmig_fdw is

@@ -436,7 +436,7 @@ evaluate_org_ids(OpsmigScanState *st, ExprContext *econtext)
 
 	qsort(ids, nids, sizeof(char *), cmp_cstring);
 	for (i = 0; i < nids; i++)
-		if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) && opsmig_valid_org_id(ids[i]))
+		if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) && parse_valid_org_id(ids[i]))
 			result = lappend(result, ids[i]);
 	return result;
 }

@@ -72,7 +72,7 @@ fuzz_check_terminated(const char *s, size_t cap)
 }
 
 /*
- * opsmig_printable's promise: printable ASCII only, no leading, trailing or
+ * parse_printable's promise: printable ASCII only, no leading, trailing or
  * doubled space.  api.c puts such text straight into errdetail.
  */
 static inline void
@@ -93,7 +93,7 @@ fuzz_check_printable(const char *s)
  * Parse body under one mode and check what every caller relies on: the
  * result is one of the four, a failure explains itself in a terminated
  * "why", and the reply's pointers are consistent with the result.  The
- * caller owns *reply afterwards (opsmig_reply_free), as api.c does.
+ * caller owns *reply afterwards (parse_reply_free), as api.c does.
  */
 static inline OpsmigParseResult
 fuzz_parse(const uint8_t *data, size_t size, const FuzzMode *mode,
@@ -106,7 +106,7 @@ fuzz_parse(const uint8_t *data, size_t size, const FuzzMode *mode,
 
 	FUZZ_CHECK(why != NULL);
 	why[0] = '\0';
-	pr = opsmig_parse_reply((const char *) data, size, mode->envelope,
+	pr = parse_reply((const char *) data, size, mode->envelope,
 							mode->http_code, reply, why, FUZZ_WHYLEN);
 
 	for (i = 0; i < size; i++)
@@ -146,7 +146,7 @@ fuzz_parse(const uint8_t *data, size_t size, const FuzzMode *mode,
 			FUZZ_CHECK(reply->root != NULL);
 			break;
 		default:
-			FUZZ_CHECK(!"opsmig_parse_reply returned an unknown result");
+			FUZZ_CHECK(!"parse_reply returned an unknown result");
 	}
 	if (pr != OPSMIG_PARSE_OK)
 	{

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_create_body.c
- *		  libFuzzer target: opsmig_create_body, which builds the body of
+ *		  libFuzzer target: parse_create_body, which builds the body of
  *		  POST .../migrationLink, {"linkToken": "<token>"}, from a token the
  *		  user typed.
  *
@@ -10,7 +10,7 @@
  * object whose only member is "linkToken", a string equal to the token
  * byte for byte, whatever the token holds (quotes, backslashes, control
  * characters, bytes that are not UTF-8).  It must also be JSON any strict
- * server accepts (no raw control character) and a reply opsmig_parse_reply
+ * server accepts (no raw control character) and a reply parse_reply
  * accepts, and it must be malloc'd: free() is how api.c releases it.
  *
  *-------------------------------------------------------------------------
@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	token[size] = '\0';
 	toklen = strlen(token);
 
-	body = opsmig_create_body(token);
+	body = parse_create_body(token);
 	FUZZ_CHECK(body != NULL);
 	bodylen = strlen(body);
 	for (i = 0; i < bodylen; i++)
@@ -59,7 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* What we send is JSON by our own parser's definition too. */
 	FUZZ_CHECK(fuzz_parse((const uint8_t *) body, bodylen, &fuzz_modes[0],
 						  &reply) == OPSMIG_PARSE_OK);
-	opsmig_reply_free(&reply);
+	parse_reply_free(&reply);
 
 	free(body);
 	free(token);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_envelope.c
- *		  libFuzzer target: opsmig_parse_reply itself, with the envelope off
+ *		  libFuzzer target: parse_reply itself, with the envelope off
  *		  and on ({"status": <HTTP code>, "content": <body>}).
  *
  * The input is any reply body.  It is parsed under each mode of
@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		OpsmigReply reply;
 
 		(void) fuzz_parse(data, size, &fuzz_modes[m], &reply);
-		opsmig_reply_free(&reply);
+		parse_reply_free(&reply);
 	}
 
 	pr_plain = fuzz_parse(data, size, &fuzz_modes[0], &plain);
@@ -49,20 +49,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* "why" may be absent or tiny: never written past. */
-	pr_quiet = opsmig_parse_reply((const char *) data, size, true, 200, &quiet,
+	pr_quiet = parse_reply((const char *) data, size, true, 200, &quiet,
 								  NULL, 0);
 	FUZZ_CHECK(pr_quiet == pr_env);
-	opsmig_reply_free(&quiet);
+	parse_reply_free(&quiet);
 	FUZZ_CHECK(why1 != NULL);
 	why1[0] = 'x';
-	pr_quiet = opsmig_parse_reply((const char *) data, size, true, 200, &quiet,
+	pr_quiet = parse_reply((const char *) data, size, true, 200, &quiet,
 								  why1, 1);
 	FUZZ_CHECK(pr_quiet == pr_env);
 	FUZZ_CHECK(pr_quiet == OPSMIG_PARSE_OK || why1[0] == '\0');
-	opsmig_reply_free(&quiet);
+	parse_reply_free(&quiet);
 
-	opsmig_reply_free(&plain);
-	opsmig_reply_free(&env);
+	parse_reply_free(&plain);
+	parse_reply_free(&env);
 	free(why1);
 	return 0;
 }

@@ -6,18 +6,18 @@
  *		  whatever a proxy sends instead (HTML, nothing).
  *
  * The input is the body of a reply with an error code.  As in api.c
- * (api_settle, then api_report_http) it goes through opsmig_parse_reply
- * under each mode of fuzz_common.h and then to opsmig_reply_error with the
+ * (api_settle, then api_report_http) it goes through parse_reply
+ * under each mode of fuzz_common.h and then to parse_reply_error with the
  * reply when the parse succeeded, else with NULL; the raw body is always
  * passed as well.  Also tried: the reply even after a failed parse, and a
  * missing body (NULL, 0).  The same reply also goes to
- * opsmig_reply_ratelimit, the parameters of a 429.
+ * parse_reply_ratelimit, the parameters of a 429.
  *
  * Checked: every field is terminated within its array and printable (the
  * fields go straight into errdetail); each JSON field is exactly what
- * opsmig_printable makes of its member (a string in a JSON object), or
+ * parse_printable makes of its member (a string in a JSON object), or
  * empty; "json" says whether one of them is set; and without JSON the
- * excerpt is exactly what opsmig_printable makes of the body.
+ * excerpt is exactly what parse_printable makes of the body.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,7 +40,7 @@ check_field(const OpsmigReply *reply, const char *key, const char *field,
 		json_object_is_type(reply->content, json_type_object) &&
 		json_object_object_get_ex(reply->content, key, &v) &&
 		json_object_is_type(v, json_type_string))
-		opsmig_printable(json_object_get_string(v),
+		parse_printable(json_object_get_string(v),
 						 (size_t) json_object_get_string_len(v), expect, fieldlen);
 	FUZZ_CHECK(strcmp(expect, field) == 0);
 	free(expect);
@@ -53,7 +53,7 @@ check_error(const OpsmigReply *reply, const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(err != NULL);
 	memset(err, 0x7f, sizeof(*err));	/* garbage: the function must set all */
-	opsmig_reply_error(reply, (const char *) data, size, err);
+	parse_reply_error(reply, (const char *) data, size, err);
 
 	fuzz_check_terminated(err->error_code, sizeof(err->error_code));
 	fuzz_check_terminated(err->detail, sizeof(err->detail));
@@ -76,7 +76,7 @@ check_error(const OpsmigReply *reply, const uint8_t *data, size_t size)
 
 		expect[0] = '\0';
 		if (data != NULL)
-			opsmig_printable((const char *) data, size, expect, sizeof(expect));
+			parse_printable((const char *) data, size, expect, sizeof(expect));
 		FUZZ_CHECK(strcmp(expect, err->excerpt) == 0);
 	}
 	free(err);
@@ -89,7 +89,7 @@ check_ratelimit(const OpsmigReply *reply)
 	OpsmigRateLimitParams p;
 
 	memset(&p, 0x7f, sizeof(p));
-	opsmig_reply_ratelimit(reply, &p);
+	parse_reply_ratelimit(reply, &p);
 	if (p.valid)
 		FUZZ_CHECK(p.retry_after >= 0 && p.retry_after <= 86400 &&
 				   p.capacity >= 1 && p.refill > 0 && p.refill_seconds > 0);
@@ -111,7 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_error(&reply, NULL, 0);
 		check_ratelimit(pr == OPSMIG_PARSE_OK ? &reply : NULL);
 		check_ratelimit(&reply);
-		opsmig_reply_free(&reply);
+		parse_reply_free(&reply);
 	}
 	return 0;
 }

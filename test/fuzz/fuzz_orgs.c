@@ -5,8 +5,8 @@
  *		  {"links": [{"rel": "next", ...}], "results": [{"id", "name"}], ...}.
  *
  * The input is the body of a 2xx reply to GET /orgs.  As in api.c
- * (api_settle, then api_scan_page) it goes through opsmig_parse_reply
- * under each mode of fuzz_common.h and then to opsmig_reply_orgs whatever
+ * (api_settle, then api_scan_page) it goes through parse_reply
+ * under each mode of fuzz_common.h and then to parse_reply_orgs whatever
  * the parse said.
  *
  * Checked, in the callback: every id is 24 lower-case hex digits and
@@ -36,7 +36,7 @@ org_cb(const char *id, const char *name, void *arg)
 
 	FUZZ_CHECK(id != NULL);
 	FUZZ_CHECK(strlen(id) == OPSMIG_ORG_ID_LEN);
-	FUZZ_CHECK(opsmig_valid_org_id(id));
+	FUZZ_CHECK(parse_valid_org_id(id));
 	FUZZ_CHECK(strspn(id, "0123456789abcdef") == OPSMIG_ORG_ID_LEN);
 
 	/* The callbacks come in array order, one per element. */
@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json_object_is_type(reply.content, json_type_object))
 			json_object_object_get_ex(reply.content, "results", &walk.results);
 
-		pr = opsmig_reply_orgs(&reply, org_cb, &walk, &nresults, &has_next,
+		pr = parse_reply_orgs(&reply, org_cb, &walk, &nresults, &has_next,
 							   why, FUZZ_WHYLEN);
 		if (pr == OPSMIG_PARSE_OK)
 		{
@@ -93,7 +93,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_check_terminated(why, FUZZ_WHYLEN);
 			FUZZ_CHECK(why[0] != '\0');
 		}
-		opsmig_reply_free(&reply);
+		parse_reply_free(&reply);
 		free(why);
 	}
 	return 0;

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_printable.c
- *		  libFuzzer target: opsmig_printable, which turns reply bytes (HTML
+ *		  libFuzzer target: parse_printable, which turns reply bytes (HTML
  *		  pages, error details, Content-Types) into text for errdetail.
  *
  * The input is any byte string, passed with its length (it may hold NULs).
@@ -66,7 +66,7 @@ check_size(const uint8_t *data, size_t size, const char *ref, size_t reflen,
 
 	FUZZ_CHECK(dst != NULL);
 	memset(dst, 'Z', dstlen);
-	opsmig_printable((const char *) data, size, dst, dstlen);
+	parse_printable((const char *) data, size, dst, dstlen);
 
 	fuzz_check_terminated(dst, dstlen);
 	len = strlen(dst);
@@ -81,7 +81,7 @@ check_size(const uint8_t *data, size_t size, const char *ref, size_t reflen,
 	/* Idempotent: printable text comes back unchanged. */
 	again = malloc(dstlen);
 	FUZZ_CHECK(again != NULL);
-	opsmig_printable(dst, len, again, dstlen);
+	parse_printable(dst, len, again, dstlen);
 	FUZZ_CHECK(strcmp(dst, again) == 0);
 
 	free(again);
@@ -100,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* dstlen 0: not even the terminator. */
 	FUZZ_CHECK(none != NULL);
 	none[0] = 'Z';
-	opsmig_printable((const char *) data, size, none, 0);
+	parse_printable((const char *) data, size, none, 0);
 	FUZZ_CHECK(none[0] == 'Z');
 	free(none);
 

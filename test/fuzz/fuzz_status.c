@@ -5,9 +5,9 @@
  *
  * The input is the body of a 2xx reply to GET .../migrationLink/status or
  * POST .../migrationLink.  As in api.c (api_settle, then api_reply_status),
- * it goes through opsmig_parse_reply under each mode of fuzz_common.h and
- * then to opsmig_reply_status whatever the parse said: a body that is not
- * JSON reaches opsmig_reply_status with no document.  The status buffer is
+ * it goes through parse_reply under each mode of fuzz_common.h and
+ * then to parse_reply_status whatever the parse said: a body that is not
+ * JSON reaches parse_reply_status with no document.  The status buffer is
  * api.c's size (OPSMIG_STATUS_MAX + 1) and, once more, a small one, each
  * allocated to its exact size so that ASan sees any overrun.
  *
@@ -29,7 +29,7 @@ check_status(const OpsmigReply *reply, size_t statuslen)
 
 	FUZZ_CHECK(status != NULL && why != NULL);
 	why[0] = '\0';
-	pr = opsmig_reply_status(reply, status, statuslen, why, FUZZ_WHYLEN);
+	pr = parse_reply_status(reply, status, statuslen, why, FUZZ_WHYLEN);
 	if (pr == OPSMIG_PARSE_OK)
 	{
 		struct json_object *v = NULL;
@@ -60,7 +60,7 @@ check_status(const OpsmigReply *reply, size_t statuslen)
 }
 
 /*
- * The same body as a create reply (opsmig_reply_create_status): a missing
+ * The same body as a create reply (parse_reply_create_status): a missing
  * or null "status" is accepted as none (empty string); one that is there
  * is held to the status rules; a document that is not an object is not.
  * And the error-document test that tells "no link" from a wrong base_url.
@@ -74,12 +74,12 @@ check_create(const OpsmigReply *reply, size_t statuslen)
 
 	FUZZ_CHECK(status != NULL && why != NULL);
 	why[0] = '\0';
-	pr = opsmig_reply_create_status(reply, status, statuslen, why, FUZZ_WHYLEN);
+	pr = parse_reply_create_status(reply, status, statuslen, why, FUZZ_WHYLEN);
 	if (pr == OPSMIG_PARSE_OK)
 	{
 		fuzz_check_terminated(status, statuslen);
 		if (status[0] != '\0')
-			FUZZ_CHECK(opsmig_reply_status(reply, status, statuslen, why,
+			FUZZ_CHECK(parse_reply_status(reply, status, statuslen, why,
 										   FUZZ_WHYLEN) == OPSMIG_PARSE_OK);
 		else
 			FUZZ_CHECK(reply->content == NULL ||
@@ -91,7 +91,7 @@ check_create(const OpsmigReply *reply, size_t statuslen)
 		fuzz_check_terminated(why, FUZZ_WHYLEN);
 		FUZZ_CHECK(why[0] != '\0');
 	}
-	if (opsmig_reply_is_api_error(reply, 404))
+	if (parse_reply_is_api_error(reply, 404))
 		FUZZ_CHECK(json_object_is_type(reply->content, json_type_object));
 	free(status);
 	free(why);
@@ -111,7 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_status(&reply, 8);
 		check_create(&reply, OPSMIG_STATUS_MAX + 1);
 		check_create(&reply, 8);
-		opsmig_reply_free(&reply);
+		parse_reply_free(&reply);
 		FUZZ_CHECK(reply.root == NULL && reply.content == NULL);
 	}
 	return 0;

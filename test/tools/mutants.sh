@@ -41,8 +41,8 @@ mutant changes-keep-cache cache.c \
 	"$(printf 'if (true)\n\t\treturn;\t\t\t\t\t/* nothing cached, nor any older scan to fear */')" \
 	'INSERT and DELETE leave the cached answer: the next SELECT shows the old state'
 mutant duplicate-ids-asked-twice opsmig_fdw.c \
-	'if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) && opsmig_valid_org_id(ids[i]))' \
-	'if (opsmig_valid_org_id(ids[i]))' \
+	'if ((i == 0 || strcmp(ids[i], ids[i - 1]) != 0) && parse_valid_org_id(ids[i]))' \
+	'if (parse_valid_org_id(ids[i]))' \
 	'IN (a, a): the same organization asked twice'
 mutant envelope-code-ignored api_parse.c \
 	'reply->code = (long) json_object_get_int64(status);' \
@@ -65,7 +65,7 @@ mutant stale-nonce-not-rechallenged api.c \
 	'if (false && code == 401 && req->challenges == 0 && !call->reauth_done)' \
 	'an expired nonce (401 to a request with credentials) reported, not re-challenged'
 mutant org-id-not-validated api.c \
-	'if (!opsmig_valid_org_id(org_id))' \
+	'if (!parse_valid_org_id(org_id))' \
 	'if (false)' \
 	'a malformed org id put into a URL'
 mutant proxy-from-environment http.c \
