@@ -2,7 +2,7 @@
 # (not `make check`: under PGXS it runs nothing).
 
 MODULE_big = opsmig_fdw
-OBJS = opsmig_fdw.o option.o connection.o http.o api.o api_parse.o cache.o cluster.o shared_cache.o ratelimit.o stats.o
+OBJS = opsmig_fdw.o option.o connection.o http.o api_url.o api_error.o api_batch.o api_scan.o api_change.o api_parse.o cache.o cluster.o shared_cache.o ratelimit.o stats.o
 PGFILEDESC = "opsmig_fdw - foreign-data wrapper for MongoDB Ops Manager live-migration links"
 
 EXTENSION = opsmig_fdw

@@ -4,8 +4,10 @@
  *		  The Ops Manager / Cloud Manager live-migration link API, as the FDW
  *		  callbacks see it: scan links, create one, delete some.
  *
- * api.c is the only file that knows the API's URLs, JSON shapes and HTTP
- * codes, and how each failure becomes an ereport with a SQLSTATE.
+ * The api_*.c files are the only ones that know the API's URLs, JSON
+ * shapes and HTTP codes; api_error.c alone turns a reply or a transport
+ * failure into an ereport with a SQLSTATE.  Their shared internals are in
+ * api_int.h.
  *
  *-------------------------------------------------------------------------
  */

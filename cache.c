@@ -64,16 +64,28 @@ struct OpsmigCache
 /* The last generation handed out, in this backend. */
 static uint64 cache_generation_counter = 0;
 
+/* The connection's cache if it has one yet, or NULL. */
+static OpsmigCache *
+cache_if_any(OpsmigConn *conn)
+{
+	MemoryContext conn_cxt;
+
+	return *opsmig_conn_cache(conn, &conn_cxt);
+}
+
+/* The connection's cache, made on first use in the connection's context. */
 static OpsmigCache *
 cache_of(OpsmigConn *conn)
 {
-	OpsmigCache *c = conn->cache;
+	MemoryContext conn_cxt;
+	OpsmigCache **slot = opsmig_conn_cache(conn, &conn_cxt);
+	OpsmigCache *c = *slot;
 	HASHCTL		ctl;
 
 	if (c)
 		return c;
-	c = MemoryContextAllocZero(conn->cxt, sizeof(OpsmigCache));
-	c->cxt = AllocSetContextCreate(conn->cxt, "opsmig_fdw cache", ALLOCSET_DEFAULT_SIZES);
+	c = MemoryContextAllocZero(conn_cxt, sizeof(OpsmigCache));
+	c->cxt = AllocSetContextCreate(conn_cxt, "opsmig_fdw cache", ALLOCSET_DEFAULT_SIZES);
 	c->listing_cxt = AllocSetContextCreate(c->cxt, "opsmig_fdw cached listing",
 										   ALLOCSET_DEFAULT_SIZES);
 	ctl.keysize = sizeof(((CachedStatus *) NULL)->org_id);
@@ -82,7 +94,7 @@ cache_of(OpsmigConn *conn)
 	c->statuses = hash_create("opsmig_fdw status cache", 256, &ctl,
 							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	c->created_gen = ++cache_generation_counter;
-	conn->cache = c;
+	*slot = c;
 	return c;
 }
 
@@ -94,7 +106,7 @@ shared_key(OpsmigConn *conn)
 
 	if (!c->shared_key_set)
 	{
-		shared_cache_key(conn, c->shared_key);
+		opsmig_conn_shared_cache_key(conn, c->shared_key);
 		c->shared_key_set = true;
 	}
 	return c->shared_key;
@@ -115,6 +127,7 @@ bool
 cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
 				 bool *linked, char **status)
 {
+	OpsmigCache *c;
 	CachedStatus *e;
 
 	if (ttl_ms <= 0)
@@ -123,17 +136,17 @@ cache_get_status(OpsmigConn *conn, const char *org_id, int ttl_ms,
 	{
 		if (!shared_cache_get_status(shared_key(conn), org_id, ttl_ms, linked, status))
 			return false;
-		conn->stats.cache_hits++;
+		opsmig_conn_stats(conn)->cache_hits++;
 		return true;
 	}
-	if (conn->cache == NULL)
+	if ((c = cache_if_any(conn)) == NULL)
 		return false;
-	e = hash_search(conn->cache->statuses, org_id, HASH_FIND, NULL);
+	e = hash_search(c->statuses, org_id, HASH_FIND, NULL);
 	if (e == NULL || !fresh(e->fetched_at, ttl_ms))
 		return false;
 	*linked = e->linked;
 	*status = e->status;
-	conn->stats.cache_hits++;
+	opsmig_conn_stats(conn)->cache_hits++;
 	return true;
 }
 
@@ -184,6 +197,7 @@ cache_put_status(OpsmigConn *conn, const char *org_id, const char *status,
 void
 cache_forget(OpsmigConn *conn, const char *org_id)
 {
+	OpsmigCache *c;
 	CachedStatus *e;
 
 	if (shared_cache_enabled())
@@ -191,9 +205,9 @@ cache_forget(OpsmigConn *conn, const char *org_id)
 		shared_cache_forget(org_id);
 		return;
 	}
-	if (conn->cache == NULL)
+	if ((c = cache_if_any(conn)) == NULL)
 		return;					/* nothing cached, nor any older scan to fear */
-	e = hash_search(conn->cache->statuses, org_id, HASH_ENTER, NULL);
+	e = hash_search(c->statuses, org_id, HASH_ENTER, NULL);
 	e->linked = false;
 	e->status[0] = '\0';
 	e->fetched_at = 0;
@@ -204,13 +218,16 @@ cache_forget(OpsmigConn *conn, const char *org_id)
 CachedOrg *
 cache_get_listing(OpsmigConn *conn, int ttl_ms, int *norgs)
 {
+	OpsmigCache *c;
+
 	if (ttl_ms > 0 && shared_cache_enabled())
 		return shared_cache_get_listing(shared_key(conn), ttl_ms, norgs);
-	if (ttl_ms <= 0 || conn->cache == NULL || conn->cache->listing == NULL ||
-		!fresh(conn->cache->listing_at, ttl_ms))
+	c = cache_if_any(conn);
+	if (ttl_ms <= 0 || c == NULL || c->listing == NULL ||
+		!fresh(c->listing_at, ttl_ms))
 		return NULL;
-	*norgs = conn->cache->nlisting;
-	return conn->cache->listing;
+	*norgs = c->nlisting;
+	return c->listing;
 }
 
 void

@@ -37,7 +37,9 @@ extern void cache_put_listing(OpsmigConn *conn, const CachedOrg *orgs, int norgs
 #define SHARED_CACHE_KEY_LEN	32	/* a SHA-256 digest */
 
 extern bool shared_cache_enabled(void);
-extern void shared_cache_key(OpsmigConn *conn, uint8 *digest);
+extern void shared_cache_key(Oid serverid, const OpsmigServerOptions *opts,
+							 const char *public_key, const char *private_key,
+							 uint8 *digest);
 extern bool shared_cache_get_status(const uint8 *digest, const char *org_id,
 									int ttl_ms, bool *linked, char **status);
 extern void shared_cache_put_status(const uint8 *digest, const char *org_id,

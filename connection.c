@@ -31,6 +31,35 @@
 #include "opsmig_fdw.h"
 #include "ratelimit.h"
 
+/*
+ * One cached connection per user mapping.  It owns the HTTP session (a
+ * libcurl multi handle and its pool of easy handles, http.c), so keep-alive
+ * connections and digest nonces outlive a single query.  Private to this
+ * file, as postgres_fdw keeps its ConnCacheEntry: the others use the
+ * accessors below.
+ */
+struct OpsmigConn
+{
+	Oid			umid;			/* hash key: the user mapping's OID */
+	Oid			serverid;
+	char	   *server_name;
+	char	   *public_key;		/* shown in messages and hints */
+	char	   *private_key;	/* never shown; wiped when the entry goes */
+	OpsmigServerOptions opts;
+	HttpSession *http;
+	OpsmigCache *cache;			/* cache_ttl answers (cache.c); NULL if none */
+	RateLimiter *limiter;		/* the pacer of this API key (ratelimit.c) */
+	OpsmigStats stats;
+	OpsmigStats flushed;		/* stats as last added to the cluster's (cluster.c) */
+	double		peak_ms;		/* slowest request since then: max_ms is the
+								 * backend's, and outlives a cluster reset */
+	Oid			userid;			/* the local role of the last use, for those */
+	MemoryContext cxt;			/* holds everything above */
+	bool		invalidated;	/* server or mapping changed: rebuild when idle */
+	uint32		server_hashvalue;
+	uint32		mapping_hashvalue;
+};
+
 static HTAB *ConnectionHash = NULL;
 
 /* Remote changes made by the current transaction, with their nest level. */
@@ -86,6 +115,7 @@ static void
 opsmig_connect(OpsmigConn *conn, UserMapping *user)
 {
 	ForeignServer *server = GetForeignServer(user->serverid);
+	HttpConfig	config;
 	MemoryContext old;
 
 	conn->cxt = AllocSetContextCreate(TopMemoryContext, "opsmig_fdw connection",
@@ -102,8 +132,15 @@ opsmig_connect(OpsmigConn *conn, UserMapping *user)
 	conn->mapping_hashvalue = GetSysCacheHashValue1(USERMAPPINGOID,
 													ObjectIdGetDatum(user->umid));
 	conn->invalidated = false;
-	conn->http = http_session_create(conn->cxt, &conn->opts, conn->public_key,
-									 conn->private_key, &conn->stats, &conn->peak_ms);
+	config.connect_timeout_ms = conn->opts.connect_timeout_ms;
+	config.request_timeout_ms = conn->opts.request_timeout_ms;
+	config.max_response_bytes = conn->opts.max_response_bytes;
+	config.max_connections = conn->opts.max_concurrent_requests;
+	config.ssl_verify = conn->opts.ssl_verify;
+	config.ca_file = conn->opts.ca_file;
+	config.proxy = conn->opts.proxy;
+	conn->http = http_session_create(conn->cxt, &config, conn->public_key,
+									 conn->private_key);
 	conn->limiter = ratelimit_create(conn->cxt, conn, &conn->stats);
 	http_session_set_limiter(conn->http, conn->limiter);
 	elog(DEBUG1, "opsmig_fdw: new HTTP session for server \"%s\", API key \"%s\"",
@@ -155,6 +192,76 @@ opsmig_get_connection(UserMapping *user)
 		PG_END_TRY();
 	}
 	return conn;
+}
+
+/* What the other files may know of a connection. */
+const OpsmigServerOptions *
+opsmig_conn_options(const OpsmigConn *conn)
+{
+	return &conn->opts;
+}
+
+/* Shown in messages. */
+const char *
+opsmig_conn_server_name(const OpsmigConn *conn)
+{
+	return conn->server_name;
+}
+
+/* Shown in messages and hints (the private key never is). */
+const char *
+opsmig_conn_public_key(const OpsmigConn *conn)
+{
+	return conn->public_key;
+}
+
+HttpSession *
+opsmig_conn_http(OpsmigConn *conn)
+{
+	return conn->http;
+}
+
+RateLimiter *
+opsmig_conn_limiter(OpsmigConn *conn)
+{
+	return conn->limiter;
+}
+
+/* The counters of this user mapping, for the API layer to add to. */
+OpsmigStats *
+opsmig_conn_stats(OpsmigConn *conn)
+{
+	return &conn->stats;
+}
+
+/*
+ * A request took this long: besides max_ms, keep the slowest since the
+ * last flush to the cluster (which outlives a cluster reset).
+ */
+void
+opsmig_conn_count_elapsed(OpsmigConn *conn, double ms)
+{
+	if (ms > conn->peak_ms)
+		conn->peak_ms = ms;
+}
+
+/*
+ * The slot of this connection's cache_ttl cache, which cache.c fills on
+ * first use in *cxt: it then goes when the connection is rebuilt.
+ */
+OpsmigCache **
+opsmig_conn_cache(OpsmigConn *conn, MemoryContext *cxt)
+{
+	*cxt = conn->cxt;
+	return &conn->cache;
+}
+
+/* The shared cache's key of this connection: the private key stays here. */
+void
+opsmig_conn_shared_cache_key(OpsmigConn *conn, uint8 *digest)
+{
+	shared_cache_key(conn->serverid, &conn->opts, conn->public_key,
+					 conn->private_key, digest);
 }
 
 /* Add this connection's counts since its last flush to the cluster's. */

@@ -10,6 +10,15 @@
  *	  nonce: a reused handle answers the server's challenge once and then
  *	  sends credentials up front with an increasing nonce count.  The multi
  *	  handle keeps the TCP/TLS connections alive between queries.
+ *	- The transport counts nothing and raises no API error: each finished
+ *	  attempt carries its facts (HttpFailure, bytes, time, connections) and a
+ *	  batch's owner is told of each through its done hook, at the moment it
+ *	  completes, so a reply that completes but is never handed out (LIMIT,
+ *	  an error elsewhere) is counted all the same.  Two hooks of the FDW
+ *	  stay here because only the transport sees the moments they mark: the
+ *	  activity view's (a request queued, attached, detached) and the rate
+ *	  limiter's (a token taken just before a request goes, given back when
+ *	  a request is abandoned); moving them out would change when they fire.
  *	- The wait loop uses a WaitEventSet with MyLatch and every socket curl
  *	  asked us to watch, so Ctrl-C, pg_cancel_backend() and statement_timeout
  *	  (all of which set the latch) wake it at once; CHECK_FOR_INTERRUPTS()
@@ -65,11 +74,9 @@ typedef struct HttpSocket
 struct HttpSession
 {
 	CURLM	   *multi;
-	const OpsmigServerOptions *opts;
+	HttpConfig	config;			/* strings copied into the session's context */
 	const char *user;
 	const char *password;
-	OpsmigStats *stats;
-	double	   *peak_ms;		/* slowest request since the owner last took it */
 	RateLimiter *limiter;		/* the API's rate limit (ratelimit.c); may be NULL */
 	bool		paced;			/* it held a request back in this round */
 	struct curl_slist *headers;
@@ -95,14 +102,15 @@ struct HttpBatch
 	dlist_head	done;			/* HTTP_REQ_DONE, in completion order */
 	dlist_head	all;			/* every request ever added */
 	dlist_node	session_node;
-	OpsmigStats *work;			/* the caller's own counters, or NULL */
+	HttpDoneHook done_hook;		/* the owner's accounting, or NULL */
+	void	   *done_arg;
 	MemoryContext cxt;
 	MemoryContextCallback cleanup;
 };
 
-/* libcurl writes up to CURL_ERROR_SIZE bytes into HttpRequest.curl_error. */
-StaticAssertDecl(sizeof(((HttpRequest *) NULL)->curl_error) >= CURL_ERROR_SIZE,
-				 "HttpRequest.curl_error is smaller than CURL_ERROR_SIZE");
+/* libcurl writes up to CURL_ERROR_SIZE bytes into HttpRequest.failure_text. */
+StaticAssertDecl(sizeof(((HttpRequest *) NULL)->failure_text) >= CURL_ERROR_SIZE,
+				 "HttpRequest.failure_text is smaller than CURL_ERROR_SIZE");
 
 static void http_batch_cleanup(void *arg);
 static void http_detach(HttpRequest *req);
@@ -174,7 +182,7 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	HttpSession *s = req->batch->session;
 	size_t		n = size * nmemb;
 
-	if (req->buf_len + n > (size_t) s->opts->max_response_bytes)
+	if (req->buf_len + n > (size_t) s->config.max_response_bytes)
 	{
 		req->too_large = true;
 		return 0;				/* curl stops with CURLE_WRITE_ERROR */
@@ -314,7 +322,7 @@ prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
 static void
 handle_configure(HttpSession *s, HttpHandle *h)
 {
-	const OpsmigServerOptions *o = s->opts;
+	const HttpConfig *o = &s->config;
 	CURL	   *e = h->easy;
 
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -352,20 +360,73 @@ handle_configure(HttpSession *s, HttpHandle *h)
 	h->configured = true;
 }
 
+/*
+ * Check an http(s) URL with libcurl's own parser, the one that will use it.
+ * The first problem found is returned; for HTTP_URL_UNPARSABLE, *why is
+ * libcurl's text (static).  Nothing of the URL is kept.
+ */
+HttpUrlProblem
+http_check_url(const char *url, bool refuse_query, const char **why)
+{
+	CURLU	   *u = curl_url();
+	CURLUcode	rc;
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *user = NULL;
+	char	   *query = NULL;
+	char	   *fragment = NULL;
+	HttpUrlProblem problem = HTTP_URL_OK;
+
+	*why = NULL;
+	if (u == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+	if (rc != CURLUE_OK)
+	{
+		problem = HTTP_URL_UNPARSABLE;
+		*why = curl_url_strerror(rc);
+	}
+	else
+	{
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+		curl_url_get(u, CURLUPART_HOST, &host, 0);
+		curl_url_get(u, CURLUPART_USER, &user, 0);
+		curl_url_get(u, CURLUPART_QUERY, &query, 0);
+		curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+		if (user != NULL)
+			problem = HTTP_URL_CREDENTIALS;
+		else if (scheme == NULL ||
+				 (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0))
+			problem = HTTP_URL_SCHEME;
+		else if (host == NULL || host[0] == '\0')
+			problem = HTTP_URL_NO_HOST;
+		else if (refuse_query && (query != NULL || fragment != NULL))
+			problem = HTTP_URL_QUERY;
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(query);
+	curl_free(fragment);
+	curl_url_cleanup(u);
+	return problem;
+}
+
 HttpSession *
-http_session_create(MemoryContext cxt, const OpsmigServerOptions *opts,
-					const char *user, const char *password, OpsmigStats *stats,
-					double *peak_ms)
+http_session_create(MemoryContext cxt, const HttpConfig *config,
+					const char *user, const char *password)
 {
 	HttpSession *s;
 
 	http_global_init();
 	s = MemoryContextAllocZero(cxt, sizeof(HttpSession));
-	s->opts = opts;
+	s->config = *config;
+	if (config->ca_file)
+		s->config.ca_file = MemoryContextStrdup(cxt, config->ca_file);
+	if (config->proxy)
+		s->config.proxy = MemoryContextStrdup(cxt, config->proxy);
 	s->user = user;
 	s->password = password;
-	s->stats = stats;
-	s->peak_ms = peak_ms;
 	s->timer_deadline = -1;
 	dlist_init(&s->batches);
 
@@ -380,7 +441,7 @@ http_session_create(MemoryContext cxt, const OpsmigServerOptions *opts,
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
 	/* Keep as many idle connections as we may have requests in flight. */
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
-					  (long) Max(opts->max_concurrent_requests, 4));
+					  (long) Max(config->max_connections, 4));
 
 	/* "Expect:" stops curl from waiting for 100-continue on POST. */
 	s->headers = curl_slist_append(NULL, "Accept: application/json");
@@ -509,15 +570,15 @@ http_start(HttpSession *s, HttpRequest *req)
 	else if (strcmp(req->method, "GET") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 	/* libcurl's own words ("SSL certificate problem: ...") beat strerror's. */
-	req->curl_error[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->curl_error);
+	req->failure_text[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->failure_text);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
 
 	req->http_code = 0;
-	req->curl_code = CURLE_OK;
+	req->failure = HTTP_FAIL_NONE;
 	req->too_large = false;
 	req->content_type[0] = '\0';
 	req->retry_after = -1;
@@ -564,24 +625,54 @@ http_detach(HttpRequest *req)
 	opsmig_activity_request_stopped();
 }
 
-/* Count a finished attempt in one set of counters. */
-static void
-http_count(OpsmigStats *st, HttpRequest *req, long nconnects)
+/*
+ * libcurl's code for a failed transfer, as the case the caller tells
+ * apart.  The order matters: a reply too large is cut off by our own write
+ * callback, and a timeout before any connection is not a late one.
+ */
+static HttpFailure
+http_failure(HttpRequest *req, CURLcode result)
 {
-	st->requests[req->kind]++;
-	st->challenges += req->challenges;
-	st->connections += nconnects;
-	st->bytes_received += req->buf_len;
-	st->total_ms += req->elapsed_ms;
-	if (req->elapsed_ms > st->max_ms)
-		st->max_ms = req->elapsed_ms;
+	if (result == CURLE_OK)
+		return HTTP_FAIL_NONE;
+	if (req->too_large)
+		return HTTP_FAIL_TOO_LARGE;
+	if (result == CURLE_OPERATION_TIMEDOUT)
+		return req->connected || req->resend_refused ?
+			HTTP_FAIL_TIMEOUT : HTTP_FAIL_CONNECT_TIMEOUT;
+	if (req->resend_refused)
+		return HTTP_FAIL_RESEND_REFUSED;
+	switch (result)
+	{
+		case CURLE_COULDNT_CONNECT:
+			return HTTP_FAIL_CONNECT;
+		case CURLE_PEER_FAILED_VERIFICATION:
+			/* libcurl's text names the "target host name" for a mismatch. */
+			if (strstr(req->failure_text, "target host name") != NULL)
+				return HTTP_FAIL_TLS_HOST_NAME;
+			return HTTP_FAIL_TLS_CA;
+		case CURLE_SSL_CACERT_BADFILE:
+			return HTTP_FAIL_TLS_CA;
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_RESOLVE_PROXY:
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_UNSUPPORTED_PROTOCOL:
+			return HTTP_FAIL_NOT_SENT;
+		case CURLE_SEND_ERROR:
+		case CURLE_RECV_ERROR:
+		case CURLE_GOT_NOTHING:
+		case CURLE_PARTIAL_FILE:
+			return HTTP_FAIL_RESET;
+		default:
+			return HTTP_FAIL_OTHER;
+	}
 }
 
 /* A transfer finished: record its outcome and move it to the done list. */
 static void
 http_finish(HttpRequest *req, CURLcode result)
 {
-	HttpSession *s = req->batch->session;
 	CURL	   *e = req->handle->easy;
 	long		code = 0;
 	long		nconnects = 0;
@@ -593,37 +684,34 @@ http_finish(HttpRequest *req, CURLcode result)
 	curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &total);
 	curl_easy_getinfo(e, CURLINFO_CONNECT_TIME, &connect);
 
-	req->curl_code = result;
 	req->http_code = (result == CURLE_OK) ? code : 0;
-	if (result != CURLE_OK && req->curl_error[0] == '\0')
-		strlcpy(req->curl_error, curl_easy_strerror(result), sizeof(req->curl_error));
+	if (result != CURLE_OK && req->failure_text[0] == '\0')
+		strlcpy(req->failure_text, curl_easy_strerror(result), sizeof(req->failure_text));
 	else if (result == CURLE_OK)
-		req->curl_error[0] = '\0';
+		req->failure_text[0] = '\0';
 	if (result != CURLE_OK && req->resend_refused)
-		strlcpy(req->curl_error,
+		strlcpy(req->failure_text,
 				"it closed before a reply came, and the request was not sent again",
-				sizeof(req->curl_error));
+				sizeof(req->failure_text));
 	req->elapsed_ms = total * 1000.0;
 	req->connected = connect > 0 || code != 0;
+	req->connections = nconnects;
+	req->failure = http_failure(req, result);
 	req->challenges = req->responses_401 - (code == 401 ? 1 : 0);
 	if (req->challenges < 0)
 		req->challenges = 0;
 
 	http_detach(req);
 	opsmig_activity_request_done();
-
-	http_count(s->stats, req, nconnects);
-	if (req->elapsed_ms > *s->peak_ms)
-		*s->peak_ms = req->elapsed_ms;
-	if (req->batch->work)
-		http_count(req->batch->work, req, nconnects);
+	req->response_len = req->buf_len;
+	if (req->batch->done_hook)
+		req->batch->done_hook(req, req->batch->done_arg);
 
 	/* From here on palloc may throw: the malloc'd buffer is still owned. */
 	req->response = MemoryContextAlloc(req->batch->cxt, req->buf_len + 1);
 	if (req->buf_len > 0)
 		memcpy(req->response, req->buf, req->buf_len);
 	req->response[req->buf_len] = '\0';
-	req->response_len = req->buf_len;
 
 	req->state = HTTP_REQ_DONE;
 	dlist_push_tail(&req->batch->done, &req->node);
@@ -646,7 +734,7 @@ http_pace(HttpSession *s, HttpRequest *req, TimestampTz now, TimestampTz *next_w
 	dlist_foreach(biter, &s->batches)
 		queued += dlist_container(HttpBatch, session_node, biter.cur)->queued;
 	wait = ratelimit_acquire(s->limiter, queued, http_session_in_flight(s),
-							 req->batch->work, &req->ratelimit_seq,
+							 &req->paced_ms, &req->ratelimit_seq,
 							 &req->ratelimit_in_flight);
 	if (wait <= 0)
 	{
@@ -829,12 +917,14 @@ http_wait(HttpSession *s, TimestampTz next_wake)
 }
 
 HttpBatch *
-http_batch_create(HttpSession *s, int max_in_flight, OpsmigStats *work)
+http_batch_create(HttpSession *s, int max_in_flight, HttpDoneHook done,
+				  void *done_arg)
 {
 	HttpBatch  *b = palloc0(sizeof(HttpBatch));
 
 	b->session = s;
-	b->work = work;
+	b->done_hook = done;
+	b->done_arg = done_arg;
 	b->max_in_flight = Max(1, Min(max_in_flight, HTTP_MAX_HANDLES));
 	b->cxt = CurrentMemoryContext;
 	dlist_init(&b->queue);
@@ -910,9 +1000,6 @@ void
 http_batch_retry(HttpBatch *b, HttpRequest *req, int delay_ms, bool fresh_auth)
 {
 	http_requeue(b, req, delay_ms, fresh_auth);
-	b->session->stats->retries++;
-	if (b->work)
-		b->work->retries++;
 	opsmig_activity_request_queued();
 }
 
@@ -983,8 +1070,6 @@ http_batch_resend(HttpBatch *b, HttpRequest *req)
 {
 	http_requeue(b, req, 0, false);
 	req->attempts--;
-	if (b->work)
-		b->work->errors_429++;
 }
 
 bool

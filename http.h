@@ -5,10 +5,12 @@
  *		  mapping and batches of requests driven through an interruptible
  *		  wait loop.
  *
- * The transport knows nothing of the API: no URLs, JSON or meaning of status
- * codes.  It sends what it is given, up to a number of requests in flight,
- * and hands back each request as it completes; the caller (api.c) decides
- * what a reply means and whether to retry it.
+ * The transport knows nothing of the API: no URLs, JSON, meaning of status
+ * codes, SQLSTATEs or counters.  It sends what it is given, up to a number
+ * of requests in flight, and hands back each request as it completes with
+ * what happened to it (its HttpFailure, bytes, time, connections); the
+ * caller (the api*.c files) decides what a reply means, whether to retry
+ * it, and counts it.  http.c is the only file that includes libcurl.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +23,51 @@
 
 typedef struct HttpBatch HttpBatch;
 typedef struct HttpHandle HttpHandle;
+typedef struct HttpRequest HttpRequest;
+
+/* What the session needs of the server's options, and nothing else. */
+typedef struct HttpConfig
+{
+	int			connect_timeout_ms;
+	int			request_timeout_ms;
+	int			max_response_bytes;
+	int			max_connections;	/* idle connections kept (at least 4) */
+	bool		ssl_verify;
+	const char *ca_file;		/* NULL: the system's CA store */
+	const char *proxy;			/* NULL: no proxy, whatever the environment says */
+} HttpConfig;
+
+/*
+ * Why a transfer brought no reply.  Each value is a distinct case for the
+ * caller: whether the request can have reached the server, whether a change
+ * may be retried, and what to tell the user.  failure_text holds libcurl's
+ * own words for it.
+ */
+typedef enum HttpFailure
+{
+	HTTP_FAIL_NONE = 0,			/* a reply came (any HTTP status) */
+	HTTP_FAIL_NOT_SENT,			/* host name not resolved, TLS handshake or
+								 * client certificate failed: nothing went */
+	HTTP_FAIL_CONNECT,			/* no connection: refused or unreachable */
+	HTTP_FAIL_CONNECT_TIMEOUT,	/* no connection within connect_timeout */
+	HTTP_FAIL_TLS_HOST_NAME,	/* the certificate is for another host name */
+	HTTP_FAIL_TLS_CA,			/* the certificate's CA is not trusted, or the
+								 * CA file is unusable */
+	HTTP_FAIL_TIMEOUT,			/* connected; no complete reply in time */
+	HTTP_FAIL_TOO_LARGE,		/* the reply passed max_response_bytes */
+	HTTP_FAIL_RESEND_REFUSED,	/* a change went, its connection closed before
+								 * a reply, and it was not sent again */
+	HTTP_FAIL_RESET,			/* connected, then the connection failed or the
+								 * reply was cut off */
+	HTTP_FAIL_OTHER				/* anything else, after connecting */
+} HttpFailure;
+
+/*
+ * Called as each attempt of a batch completes, before it is handed out: the
+ * caller counts the attempt from its facts (the transport counts nothing).
+ * It must not throw.
+ */
+typedef void (*HttpDoneHook) (HttpRequest *req, void *arg);
 
 typedef enum HttpRequestState
 {
@@ -31,29 +78,31 @@ typedef enum HttpRequestState
 	HTTP_REQ_DROPPED			/* taken out of the queue, never sent */
 } HttpRequestState;
 
-typedef struct HttpRequest
+struct HttpRequest
 {
 	/* Set by the caller before http_batch_add(). */
 	const char *method;			/* "GET", "POST" or "DELETE" */
 	char	   *url;
 	char	   *body;			/* JSON request body, or NULL */
-	OpsmigRequestKind kind;		/* for the counters */
+	OpsmigRequestKind kind;		/* an opaque tag for the activity view
+								 * (cluster.c); the transport reads nothing
+								 * into it */
 	void	   *arg;			/* the caller's own pointer */
 
 	/* Set by the transport when the request completes. */
 	long		http_code;		/* final HTTP status; 0 if there was none */
-	int			curl_code;		/* CURLcode; 0 when a response came */
-	char		curl_error[256];	/* libcurl's text for curl_code */
+	HttpFailure failure;		/* HTTP_FAIL_NONE when a reply came */
+	char		failure_text[256];	/* libcurl's words for the failure */
 	char	   *response;		/* body, NUL-terminated, in the batch's context */
-	size_t		response_len;
-	bool		too_large;		/* the body passed max_response_bytes */
+	size_t		response_len;	/* also the bytes received in this attempt */
 	char		content_type[128];
 	int			retry_after;	/* seconds from Retry-After, or -1 */
 	int			challenges;		/* digest 401 round trips in this attempt */
 	double		elapsed_ms;		/* this attempt's wall time */
+	long		connections;	/* TCP connections opened in this attempt */
+	double		paced_ms;		/* the pacer held the session back this long
+								 * just before this attempt went */
 	bool		connected;		/* a TCP connection was made (or reused) */
-	bool		resend_refused; /* a POST/DELETE sent without reply was not
-								 * sent again on a new connection */
 	int			attempts;		/* how many times it has been sent */
 	int			ratelimit_limit;	/* RateLimit-Limit, or -1 */
 	int			ratelimit_remaining;	/* RateLimit-Remaining, or -1 */
@@ -76,19 +125,34 @@ typedef struct HttpRequest
 	int			responses_401;	/* status lines seen with code 401 */
 	int			requests_sent;	/* requests curl sent (changes only) */
 	int			responses_seen; /* final (non-1xx) status lines received */
-} HttpRequest;
+	bool		too_large;		/* the body passed max_response_bytes */
+	bool		resend_refused; /* a POST/DELETE sent without reply was not
+								 * sent again on a new connection */
+};
+
+/* What http_check_url() found wrong with a URL, first problem first. */
+typedef enum HttpUrlProblem
+{
+	HTTP_URL_OK = 0,
+	HTTP_URL_UNPARSABLE,		/* libcurl cannot use it; *why says why */
+	HTTP_URL_CREDENTIALS,		/* it carries a user name or password */
+	HTTP_URL_SCHEME,			/* not http or https */
+	HTTP_URL_NO_HOST,
+	HTTP_URL_QUERY				/* a query string or fragment, when refused */
+} HttpUrlProblem;
+
+extern HttpUrlProblem http_check_url(const char *url, bool refuse_query,
+									 const char **why);
 
 extern HttpSession *http_session_create(MemoryContext cxt,
-										const OpsmigServerOptions *opts,
-										const char *user, const char *password,
-										OpsmigStats *stats, double *peak_ms);
+										const HttpConfig *config,
+										const char *user, const char *password);
 extern void http_session_destroy(HttpSession *session);
 extern void http_session_set_limiter(HttpSession *session, RateLimiter *limiter);
 extern bool http_session_busy(HttpSession *session);
 
-/* A batch counts its requests in the session's stats and, if given, in *work. */
 extern HttpBatch *http_batch_create(HttpSession *session, int max_in_flight,
-									OpsmigStats *work);
+									HttpDoneHook done, void *done_arg);
 extern void http_batch_add(HttpBatch *batch, HttpRequest *req, bool urgent);
 extern void http_batch_retry(HttpBatch *batch, HttpRequest *req,
 							 int delay_ms, bool fresh_auth);

@@ -669,7 +669,7 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	st->conn = connection_for(rel, opsmig_foreign_scan_user(fsplan, estate));
-	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
+	opsmig_activity_begin(estate->es_query_cxt, opsmig_conn_server_name(st->conn));
 
 	/*
 	 * A DELETE acts on what is there now, never on a cached answer: no scan
@@ -679,7 +679,7 @@ opsmigBeginForeignScan(ForeignScanState *node, int eflags)
 	 * USING, a WITH).
 	 */
 	if (fsplan->operation == CMD_SELECT && !statement_deletes(estate->es_plannedstmt))
-		st->cache_ttl_ms = opsmig_table_cache_ttl_ms(RelationGetRelid(rel), &st->conn->opts);
+		st->cache_ttl_ms = opsmig_table_cache_ttl_ms(RelationGetRelid(rel), opsmig_conn_options(st->conn));
 }
 
 /*
@@ -936,7 +936,7 @@ begin_modify(EState *estate, ResultRelInfo *rinfo, ColumnMap *map, bool explain_
 	if (explain_only)
 		return st;
 	st->conn = connection_for(rel, opsmig_result_rel_user(rinfo, estate));
-	opsmig_activity_begin(estate->es_query_cxt, st->conn->server_name);
+	opsmig_activity_begin(estate->es_query_cxt, opsmig_conn_server_name(st->conn));
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "opsmig_fdw modify",
 										ALLOCSET_SMALL_SIZES);
 	return st;
@@ -1019,7 +1019,7 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	check_insertable(rel, map);
 	st = begin_modify(mtstate->ps.state, rinfo, map, false);
 	if (mtstate->ps.plan == NULL &&
-		st->conn->opts.max_concurrent_requests > 1 &&
+		opsmig_conn_options(st->conn)->max_concurrent_requests > 1 &&
 		!has_after_insert_triggers(rinfo) &&
 		!has_after_insert_triggers(rinfo->ri_RootResultRelInfo))
 	{
@@ -1033,7 +1033,7 @@ opsmigBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 		 * while the COPY runs, and the connection then rebuilt with other
 		 * options, but held[] keeps the size it was made with.
 		 */
-		st->held_size = st->conn->opts.max_concurrent_requests;
+		st->held_size = opsmig_conn_options(st->conn)->max_concurrent_requests;
 		st->held_cxt = AllocSetContextCreate(mtstate->ps.state->es_query_cxt,
 											 "opsmig_fdw held rows",
 											 ALLOCSET_DEFAULT_SIZES);
@@ -1266,7 +1266,7 @@ opsmigGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
 		  rinfo->ri_TrigDesc->trig_insert_after_row)))
 		return 1;
-	return st->conn->opts.max_concurrent_requests;
+	return opsmig_conn_options(st->conn)->max_concurrent_requests;
 }
 
 /* A junk column's text, or NULL. */

@@ -128,40 +128,29 @@ extern int	opsmig_table_cache_ttl_ms(Oid relid, const OpsmigServerOptions *opts)
 extern OpsmigColumn *opsmig_column_map(Relation rel);
 extern const char *opsmig_column_name(OpsmigColumn col);
 
-/*
- * One cached connection per user mapping (connection.c).  It owns the HTTP
- * session (a libcurl multi handle and its pool of easy handles, http.c), so
- * keep-alive connections and digest nonces outlive a single query.
- */
 typedef struct HttpSession HttpSession;
 typedef struct OpsmigCache OpsmigCache;
 typedef struct RateLimiter RateLimiter;
 
-typedef struct OpsmigConn
-{
-	Oid			umid;			/* hash key: the user mapping's OID */
-	Oid			serverid;
-	char	   *server_name;
-	char	   *public_key;		/* shown in messages and hints */
-	char	   *private_key;	/* never shown; wiped when the entry goes */
-	OpsmigServerOptions opts;
-	HttpSession *http;
-	OpsmigCache *cache;			/* cache_ttl answers (cache.c); NULL if none */
-	RateLimiter *limiter;		/* the pacer of this API key (ratelimit.c) */
-	OpsmigStats stats;
-	OpsmigStats flushed;		/* stats as last added to the cluster's (cluster.c) */
-	double		peak_ms;		/* slowest request since then: max_ms is the
-								 * backend's, and outlives a cluster reset */
-	Oid			userid;			/* the local role of the last use, for those */
-	MemoryContext cxt;			/* holds everything above */
-	bool		invalidated;	/* server or mapping changed: rebuild when idle */
-	uint32		server_hashvalue;
-	uint32		mapping_hashvalue;
-} OpsmigConn;
+/*
+ * One cached connection per user mapping (connection.c), private to it as
+ * postgres_fdw's ConnCacheEntry is: the other files ask it for what they
+ * need through these accessors.
+ */
+typedef struct OpsmigConn OpsmigConn;
 
 /* connection.c */
 
 extern OpsmigConn *opsmig_get_connection(UserMapping *user);
+extern const OpsmigServerOptions *opsmig_conn_options(const OpsmigConn *conn);
+extern const char *opsmig_conn_server_name(const OpsmigConn *conn);
+extern const char *opsmig_conn_public_key(const OpsmigConn *conn);
+extern HttpSession *opsmig_conn_http(OpsmigConn *conn);
+extern RateLimiter *opsmig_conn_limiter(OpsmigConn *conn);
+extern OpsmigStats *opsmig_conn_stats(OpsmigConn *conn);
+extern void opsmig_conn_count_elapsed(OpsmigConn *conn, double ms);
+extern OpsmigCache **opsmig_conn_cache(OpsmigConn *conn, MemoryContext *cxt);
+extern void opsmig_conn_shared_cache_key(OpsmigConn *conn, uint8 *digest);
 extern void opsmig_note_remote_change(const char *what);
 extern void opsmig_forget_org(const char *org_id);
 

@@ -13,7 +13,6 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
 #include <math.h>
 
 #include "access/genam.h"
@@ -37,6 +36,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "http.h"
 #include "opsmig_fdw.h"
 
 typedef enum OptionType
@@ -169,67 +169,46 @@ report_unknown_option(const char *name, Oid context, const OpsmigOption *elsewhe
 }
 
 /*
- * Check an http(s) URL with libcurl's own parser, the one that will use it.
- * Credentials in the URL are refused (and never echoed): keys go in the
- * user mapping.
+ * Check an http(s) URL with the transport's parser (libcurl's, the one that
+ * will use it).  Credentials in the URL are refused (and never echoed):
+ * keys go in the user mapping.
  */
 static void
 check_url(const char *optname, const char *value)
 {
-	CURLU	   *u = curl_url();
-	CURLUcode	rc;
-	char	   *scheme = NULL;
-	char	   *host = NULL;
-	char	   *user = NULL;
-	char	   *query = NULL;
-	char	   *fragment = NULL;
-	const char *problem = NULL;		/* a full sentence, translatable */
-	const char *curl_problem = NULL;	/* libcurl's own words */
-	bool		show = true;
+	bool		is_base_url = strcmp(optname, "base_url") == 0;
+	const char *curl_problem;	/* libcurl's own words */
+	const char *problem = NULL; /* a full sentence, translatable */
 
-	if (u == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	rc = curl_url_set(u, CURLUPART_URL, value, CURLU_NON_SUPPORT_SCHEME);
-	if (rc != CURLUE_OK)
-		curl_problem = curl_url_strerror(rc);
-	else
+	switch (http_check_url(value, is_base_url, &curl_problem))
 	{
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-		curl_url_get(u, CURLUPART_HOST, &host, 0);
-		curl_url_get(u, CURLUPART_USER, &user, 0);
-		curl_url_get(u, CURLUPART_QUERY, &query, 0);
-		curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
-		if (user != NULL)
-			show = false;
-		else if (scheme == NULL ||
-				 (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0))
+		case HTTP_URL_OK:
+			return;
+		case HTTP_URL_CREDENTIALS:
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid value for option \"%s\"", optname),
+					 errdetail("The URL contains credentials."),
+					 errhint("Put the API keys in the user mapping (public_key, private_key), not in the URL.")));
+			break;
+		case HTTP_URL_UNPARSABLE:
+			break;
+		case HTTP_URL_SCHEME:
 			problem = gettext_noop("Only http and https URLs are supported.");
-		else if (host == NULL || host[0] == '\0')
+			break;
+		case HTTP_URL_NO_HOST:
 			problem = gettext_noop("The URL has no host.");
-		else if (strcmp(optname, "base_url") == 0 && (query != NULL || fragment != NULL))
+			break;
+		case HTTP_URL_QUERY:
 			problem = gettext_noop("The URL has a query string or fragment.");
+			break;
 	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(user);
-	curl_free(query);
-	curl_free(fragment);
-	curl_url_cleanup(u);
-
-	if (!show)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid value for option \"%s\"", optname),
-				 errdetail("The URL contains credentials."),
-				 errhint("Put the API keys in the user mapping (public_key, private_key), not in the URL.")));
-	if (problem == NULL && curl_problem == NULL)
-		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 			 errmsg("invalid value for option \"%s\": \"%s\"", optname, value),
 			 problem ? errdetail_internal("%s", _(problem)) :
 			 errdetail("The URL is not usable: %s.", curl_problem),
-			 strcmp(optname, "base_url") == 0 ?
+			 is_base_url ?
 			 errhint("Use the API's base URL, such as https://opsmanager.example.com:8443/api/public/v1.0 or https://cloud.mongodb.com/api/public/v1.0.") : 0));
 }
 

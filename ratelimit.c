@@ -346,7 +346,7 @@ bucket_take(RateBucket *b, TimestampTz now, int per_minute, int in_flight,
 }
 
 /* ----------------------------------------------------------------
- * The pacer, as http.c and api.c see it
+ * The pacer, as http.c and api_batch.c see it
  * ----------------------------------------------------------------
  */
 
@@ -375,7 +375,8 @@ ratelimit_create(MemoryContext cxt, const OpsmigConn *conn, OpsmigStats *stats)
 {
 	RateLimiter *rl = MemoryContextAllocZero(cxt, sizeof(RateLimiter));
 
-	rl->key = limiter_key(conn->opts.base_url, conn->public_key);
+	rl->key = limiter_key(opsmig_conn_options(conn)->base_url,
+						  opsmig_conn_public_key(conn));
 	rl->conn = conn;
 	rl->stats = stats;
 	return rl;
@@ -407,6 +408,7 @@ limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 					const BucketView *v, bool report)
 {
 	const OpsmigConn *conn = rl->conn;
+	int			wait_ms = opsmig_conn_options(conn)->rate_limit_wait_ms;
 	double		rate = v->rate > 0 ? v->rate : v->own_rate;
 
 	if (StatementTimeout > 0)
@@ -419,7 +421,7 @@ limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("the rate limit of the API key \"%s\" leaves too little time for this statement",
-							conn->public_key),
+							opsmig_conn_public_key(conn)),
 					 rate > 0 ?
 					 errdetail_plural("%d organization was not yet asked; at %.3g requests a second that takes at least %.0f s, and statement_timeout leaves %.0f s.",
 									  "%d organizations were not yet asked; at %.3g requests a second that takes at least %.0f s, and statement_timeout leaves %.0f s.",
@@ -428,11 +430,11 @@ limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 									  "%d organizations were not yet asked; the API asks to wait %.0f s, and statement_timeout leaves %.0f s.",
 									  nwaiting, nwaiting, v->need_us / 1e6, Max(left, 0) / 1e6),
 					 errhint("Raise statement_timeout, ask for fewer organizations (WHERE org_id = ...), or set cache_ttl of server \"%s\".",
-							 conn->server_name)));
+							 opsmig_conn_server_name(conn))));
 	}
-	if (conn->opts.rate_limit_wait_ms >= 0)
+	if (wait_ms >= 0)
 	{
-		int64		left = (int64) conn->opts.rate_limit_wait_ms * 1000 -
+		int64		left = (int64) wait_ms * 1000 -
 		rl->stmt_wait_us - (now - rl->held_since);
 
 		if (v->need_us > left && !report)
@@ -441,7 +443,7 @@ limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("the rate limit of the API key \"%s\" leaves too little time for this statement",
-							conn->public_key),
+							opsmig_conn_public_key(conn)),
 					 rate > 0 ?
 					 errdetail_plural("%d organization was not yet asked; at %.3g requests a second that takes at least %.0f s, and rate_limit_wait leaves %.0f s.",
 									  "%d organizations were not yet asked; at %.3g requests a second that takes at least %.0f s, and rate_limit_wait leaves %.0f s.",
@@ -450,7 +452,7 @@ limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 									  "%d organizations were not yet asked; the API asks to wait %.0f s, and rate_limit_wait leaves %.0f s.",
 									  nwaiting, nwaiting, v->need_us / 1e6, Max(left, 0) / 1e6),
 					 errhint("Raise rate_limit_wait of server \"%s\", ask for fewer organizations (WHERE org_id = ...), or set cache_ttl.",
-							 conn->server_name)));
+							 opsmig_conn_server_name(conn))));
 	}
 	return false;
 }
@@ -459,7 +461,7 @@ limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 static void
 limiter_view(RateLimiter *rl, TimestampTz now, int nwaiting, BucketView *v)
 {
-	int			per_minute = rl->conn->opts.max_requests_per_minute;
+	int			per_minute = opsmig_conn_options(rl->conn)->max_requests_per_minute;
 	RateTable  *t = table_lock();
 	RateBucket *b = bucket_get(t, rl->key, now);
 
@@ -479,19 +481,21 @@ limiter_view(RateLimiter *rl, TimestampTz now, int nwaiting, BucketView *v)
  * only when none is is a statement refused early (53400), so that no
  * transfer is cut off half way; one found over its budget before that
  * sends nothing more meanwhile.  A wait that ends is counted in the
- * connection's counters and in *work, the caller's own, when given.
+ * connection's counters, and its length goes to *held_ms (0 when there was
+ * none) for the request that goes, so its owner can count it too.
  */
 int64
 ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
-				  OpsmigStats *work, uint64 *seq, int *in_flight_at_send)
+				  double *held_ms, uint64 *seq, int *in_flight_at_send)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			per_minute = rl->conn->opts.max_requests_per_minute;
+	int			per_minute = opsmig_conn_options(rl->conn)->max_requests_per_minute;
 	RateTable  *t;
 	RateBucket *b;
 	BucketView	v;
 	int64		wait;
 
+	*held_ms = 0;
 	limiter_statement(rl);
 
 	/*
@@ -525,8 +529,7 @@ ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
 
 			rl->stmt_wait_us += held;
 			rl->stats->rate_limit_wait_ms += held / 1000.0;
-			if (work)
-				work->rate_limit_wait_ms += held / 1000.0;
+			*held_ms = held / 1000.0;
 			rl->held_since = 0;
 		}
 		return 0;
@@ -542,11 +545,11 @@ ratelimit_acquire(RateLimiter *rl, int nwaiting, int in_flight,
 		rl->stmt_logged = true;
 		if (v.rate > 0 || v.own_rate > 0)
 			elog(DEBUG1, "opsmig_fdw: server \"%s\": waiting on the rate limit of API key \"%s\" (capacity %g, refill %.3g a second): about %.1f s for %d more requests",
-				 rl->conn->server_name, rl->conn->public_key, v.capacity,
+				 opsmig_conn_server_name(rl->conn), opsmig_conn_public_key(rl->conn), v.capacity,
 				 v.rate > 0 ? v.rate : v.own_rate, v.need_us / 1e6, nwaiting);
 		else
 			elog(DEBUG1, "opsmig_fdw: server \"%s\": waiting on the rate limit of API key \"%s\" (refill rate not known yet): %.1f s before the next request",
-				 rl->conn->server_name, rl->conn->public_key, wait / 1e6);
+				 opsmig_conn_server_name(rl->conn), opsmig_conn_public_key(rl->conn), wait / 1e6);
 	}
 	/*
 	 * Refused only when no request is out, so that no transfer is cut off
@@ -571,7 +574,7 @@ ratelimit_learn(RateLimiter *rl, uint64 seq, int in_flight_at_send, long code,
 				const OpsmigRateLimitParams *params)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			per_minute = rl->conn->opts.max_requests_per_minute;
+	int			per_minute = opsmig_conn_options(rl->conn)->max_requests_per_minute;
 	RateTable  *t;
 	RateBucket *b;
 	bool		was_unknown;

@@ -151,13 +151,14 @@ shared_cache_enabled(void)
  * without preloading, where any ALTER SERVER drops the cache.
  */
 void
-shared_cache_key(OpsmigConn *conn, uint8 *digest)
+shared_cache_key(Oid serverid, const OpsmigServerOptions *o,
+				 const char *public_key, const char *private_key,
+				 uint8 *digest)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-	Oid			ids[2] = {MyDatabaseId, conn->serverid};
-	const OpsmigServerOptions *o = &conn->opts;
+	Oid			ids[2] = {MyDatabaseId, serverid};
 	bool		flags[4] = {o->ssl_verify, o->envelope, o->ca_file != NULL, o->proxy != NULL};
-	const char *parts[5] = {o->base_url, conn->public_key, conn->private_key,
+	const char *parts[5] = {o->base_url, public_key, private_key,
 		o->ca_file ? o->ca_file : "", o->proxy ? o->proxy : ""};
 	int			i;
 	bool		ok;

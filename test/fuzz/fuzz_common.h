@@ -6,9 +6,9 @@
  * Each target links ../../api_parse.c directly: it is plain C over json-c,
  * so the fuzzers run exactly the code the extension runs, without a
  * PostgreSQL backend.  The targets feed the fuzzer's bytes to the parsers
- * the way api.c does (an exact-length buffer, never NUL-terminated, so
+ * the way api_*.c does (an exact-length buffer, never NUL-terminated, so
  * that ASan sees any read past the reply), then check invariants that
- * api.c relies on.  A broken invariant aborts, which libFuzzer reports as
+ * api_*.c relies on.  A broken invariant aborts, which libFuzzer reports as
  * a crash and saves the input under test/fuzz/build/artifacts/.
  *
  *-------------------------------------------------------------------------
@@ -27,7 +27,7 @@
 
 #include "api_parse.h"
 
-/* api.c's size for the "why" buffers it hands the parsers. */
+/* api_batch.c's size for the "why" buffers it hands the parsers. */
 #define FUZZ_WHYLEN		160
 
 /*
@@ -73,7 +73,7 @@ fuzz_check_terminated(const char *s, size_t cap)
 
 /*
  * parse_printable's promise: printable ASCII only, no leading, trailing or
- * doubled space.  api.c puts such text straight into errdetail.
+ * doubled space.  api_*.c puts such text straight into errdetail.
  */
 static inline void
 fuzz_check_printable(const char *s)
@@ -93,7 +93,7 @@ fuzz_check_printable(const char *s)
  * Parse body under one mode and check what every caller relies on: the
  * result is one of the four, a failure explains itself in a terminated
  * "why", and the reply's pointers are consistent with the result.  The
- * caller owns *reply afterwards (parse_reply_free), as api.c does.
+ * caller owns *reply afterwards (parse_reply_free), as api_scan.c does.
  */
 static inline OpsmigParseResult
 fuzz_parse(const uint8_t *data, size_t size, const FuzzMode *mode,

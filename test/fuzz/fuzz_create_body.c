@@ -5,13 +5,13 @@
  *		  POST .../migrationLink, {"linkToken": "<token>"}, from a token the
  *		  user typed.
  *
- * The input, cut at its first NUL, is the token (a C string, as api.c
+ * The input, cut at its first NUL, is the token (a C string, as api_*.c
  * passes it).  The body must round-trip: json-c parses it back to an
  * object whose only member is "linkToken", a string equal to the token
  * byte for byte, whatever the token holds (quotes, backslashes, control
  * characters, bytes that are not UTF-8).  It must also be JSON any strict
  * server accepts (no raw control character) and a reply parse_reply
- * accepts, and it must be malloc'd: free() is how api.c releases it.
+ * accepts, and it must be malloc'd: free() is how api_*.c releases it.
  *
  *-------------------------------------------------------------------------
  */

@@ -5,7 +5,7 @@
  *		  {"detail", "error", "errorCode", "parameters", "reason"} or
  *		  whatever a proxy sends instead (HTML, nothing).
  *
- * The input is the body of a reply with an error code.  As in api.c
+ * The input is the body of a reply with an error code.  As in api_*.c
  * (api_settle, then api_report_http) it goes through parse_reply
  * under each mode of fuzz_common.h and then to parse_reply_error with the
  * reply when the parse succeeded, else with NULL; the raw body is always

@@ -4,14 +4,14 @@
  *		  libFuzzer target: one page of GET /orgs,
  *		  {"links": [{"rel": "next", ...}], "results": [{"id", "name"}], ...}.
  *
- * The input is the body of a 2xx reply to GET /orgs.  As in api.c
+ * The input is the body of a 2xx reply to GET /orgs.  As in api_*.c
  * (api_settle, then api_scan_page) it goes through parse_reply
  * under each mode of fuzz_common.h and then to parse_reply_orgs whatever
  * the parse said.
  *
  * Checked, in the callback: every id is 24 lower-case hex digits and
- * terminated (api.c uses it as a hash key and in a URL), every name is
- * NULL or a terminated string equal to the document's "name" (api.c
+ * terminated (api_*.c uses it as a hash key and in a URL), every name is
+ * NULL or a terminated string equal to the document's "name" (api_*.c
  * converts it with strlen).  After the walk: on success the count matches
  * the callbacks and the "results" array; on failure "why" explains and
  * nothing claims a next page.

@@ -4,11 +4,11 @@
  *		  libFuzzer target: a link status reply, {"status": "SYNCED"}.
  *
  * The input is the body of a 2xx reply to GET .../migrationLink/status or
- * POST .../migrationLink.  As in api.c (api_settle, then api_reply_status),
+ * POST .../migrationLink.  As in api_*.c (api_settle, then api_reply_status),
  * it goes through parse_reply under each mode of fuzz_common.h and
  * then to parse_reply_status whatever the parse said: a body that is not
  * JSON reaches parse_reply_status with no document.  The status buffer is
- * api.c's size (OPSMIG_STATUS_MAX + 1) and, once more, a small one, each
+ * api_batch.c's size (OPSMIG_STATUS_MAX + 1) and, once more, a small one, each
  * allocated to its exact size so that ASan sees any overrun.
  *
  * Checked: a status is accepted only as a non-empty, terminated string of

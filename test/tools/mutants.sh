@@ -24,20 +24,20 @@ NAMES=() FILES=() OLDS=() NEWS=() WHYS=()
 # mutant NAME FILE OLD NEW WHY: OLD must occur exactly once in FILE.
 mutant() { NAMES+=("$1") FILES+=("$2") OLDS+=("$3") NEWS+=("$4") WHYS+=("$5"); }
 
-mutant sqlstate-409-delete api.c \
+mutant sqlstate-409-delete api_error.c \
 	'ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;' \
 	'ERRCODE_UNIQUE_VIOLATION;' \
 	'a 409 on DELETE (migration running) reported as 23505, as if already linked'
-mutant retry-after-ignored api.c \
+mutant retry-after-ignored api_batch.c \
 	'delay = Max(delay, Min(req->retry_after, RETRY_AFTER_MAX_S) * 1000.0);' \
 	'delay = delay;' \
 	"the server's Retry-After ignored: retries after the backoff alone"
-mutant post-retried-on-5xx api.c \
+mutant post-retried-on-5xx api_batch.c \
 	'retryable = code == 429 || (idempotent && code >= 500 && code != 501);' \
 	'retryable = code == 429 || (code >= 500 && code != 501);' \
 	'POST and DELETE retried on a 5xx, when the API may have acted'
 mutant changes-keep-cache cache.c \
-	"$(printf 'if (conn->cache == NULL)\n\t\treturn;\t\t\t\t\t/* nothing cached, nor any older scan to fear */')" \
+	"$(printf 'if ((c = cache_if_any(conn)) == NULL)\n\t\treturn;\t\t\t\t\t/* nothing cached, nor any older scan to fear */')" \
 	"$(printf 'if (true)\n\t\treturn;\t\t\t\t\t/* nothing cached, nor any older scan to fear */')" \
 	'INSERT and DELETE leave the cached answer: the next SELECT shows the old state'
 mutant duplicate-ids-asked-twice opsmig_fdw.c \
@@ -52,7 +52,7 @@ mutant private-key-in-debug connection.c \
 	'conn->server_name, conn->public_key);' \
 	'conn->server_name, conn->private_key);' \
 	'the private key printed in the DEBUG1 "new HTTP session" line'
-mutant paging-stops-after-page-1 api.c \
+mutant paging-stops-after-page-1 api_scan.c \
 	'if (nresults >= ORGS_PER_PAGE && has_next)' \
 	'if (false)' \
 	'GET /orgs read one page only'
@@ -60,11 +60,11 @@ mutant rollback-warning-drops-a-change connection.c \
 	'remote_changes = lappend(remote_changes, rc);' \
 	'if (remote_changes == NIL) remote_changes = lappend(remote_changes, rc);' \
 	'the rollback warning lists only the first remote change'
-mutant stale-nonce-not-rechallenged api.c \
+mutant stale-nonce-not-rechallenged api_batch.c \
 	'if (code == 401 && req->challenges == 0 && !call->reauth_done)' \
 	'if (false && code == 401 && req->challenges == 0 && !call->reauth_done)' \
 	'an expired nonce (401 to a request with credentials) reported, not re-challenged'
-mutant org-id-not-validated api.c \
+mutant org-id-not-validated api_error.c \
 	'if (!parse_valid_org_id(org_id))' \
 	'if (false)' \
 	'a malformed org id put into a URL'
@@ -76,7 +76,7 @@ mutant redirects-followed http.c \
 	'curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);' \
 	'curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);' \
 	'redirects followed (credentials sent where the server points)'
-mutant wrong-base-url-404-is-no-link api.c \
+mutant wrong-base-url-404-is-no-link api_batch.c \
 	'if (code == 404 && !not_api &&' \
 	'if (code == 404 &&' \
 	'a 404 from a wrong base_url (not the API) read as "no link": every query empty'
