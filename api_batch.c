@@ -184,7 +184,7 @@ api_settle(ApiBatch *ab, HttpRequest *req, OpsmigReply *reply)
 	if (code != 0)
 	{
 		pr = parse_reply(req->response, req->response_len,
-								opsmig_conn_options(conn)->envelope, code, reply, why, sizeof(why));
+						 opsmig_conn_options(conn)->envelope, code, reply, why, sizeof(why));
 		code = reply->code;
 		if (pr == OPSMIG_PARSE_BAD_SHAPE && opsmig_conn_options(conn)->envelope && req->http_code == 200)
 		{

@@ -62,8 +62,9 @@ api_outcome(OpsmigConn *conn, HttpRequest *req)
 		return -1;
 	if (req->http_code == 0)
 		return 0;
-	(void) parse_reply(req->response, req->response_len, opsmig_conn_options(conn)->envelope,
-							  req->http_code, &reply, NULL, 0);
+	(void) parse_reply(req->response, req->response_len,
+					   opsmig_conn_options(conn)->envelope,
+					   req->http_code, &reply, NULL, 0);
 	code = reply.code;
 	parse_reply_free(&reply);
 	return code >= 200 && code < 300 ? 1 : 0;

@@ -78,7 +78,7 @@ parse_printable(const char *src, size_t len, char *dst, size_t dstlen)
 
 OpsmigParseResult
 parse_reply(const char *body, size_t len, bool envelope, long http_code,
-				   OpsmigReply *reply, char *why, size_t whylen)
+			OpsmigReply *reply, char *why, size_t whylen)
 {
 	struct json_tokener *tok;
 	struct json_object *root;
@@ -182,7 +182,7 @@ get_string(struct json_object *obj, const char *key, size_t *len)
 
 OpsmigParseResult
 parse_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
-					char *why, size_t whylen)
+				   char *why, size_t whylen)
 {
 	const char *s;
 	size_t		len = 0,
@@ -223,7 +223,7 @@ parse_reply_status(const OpsmigReply *reply, char *status, size_t statuslen,
  */
 OpsmigParseResult
 parse_reply_create_status(const OpsmigReply *reply, char *status,
-						   size_t statuslen, char *why, size_t whylen)
+						  size_t statuslen, char *why, size_t whylen)
 {
 	struct json_object *v = NULL;
 
@@ -265,7 +265,7 @@ parse_reply_is_api_error(const OpsmigReply *reply, long code)
  */
 OpsmigParseResult
 parse_reply_orgs(const OpsmigReply *reply, parse_org_cb cb, void *arg,
-				  int *nresults, bool *has_next, char *why, size_t whylen)
+				 int *nresults, bool *has_next, char *why, size_t whylen)
 {
 	struct json_object *results,
 			   *links;
@@ -328,7 +328,7 @@ parse_reply_orgs(const OpsmigReply *reply, parse_org_cb cb, void *arg,
  */
 void
 parse_reply_error(const OpsmigReply *reply, const char *body, size_t len,
-				   OpsmigApiError *err)
+				  OpsmigApiError *err)
 {
 	const char *s;
 	size_t		slen = 0;

@@ -223,7 +223,7 @@ api_scan_page(OpsmigScan *scan, HttpRequest *req, OpsmigReply *reply)
 	PG_TRY();
 	{
 		pr = parse_reply_orgs(reply, api_scan_page_org, scan, &nresults,
-							   &has_next, why, sizeof(why));
+							  &has_next, why, sizeof(why));
 	}
 	PG_FINALLY();
 	{

@@ -19,7 +19,7 @@
 
 /*
  * Build a URL from the base URL, a path and query parameters.  Path pieces
- * are org ids validated above; query values are numbers or constants; and
+ * are org ids validated by api_check_org_id(); query values are numbers or constants; and
  * the envelope parameter is added here, once, for every request.
  */
 static char *
@@ -52,6 +52,7 @@ static const struct
 	[OPSMIG_REQ_DELETE] = {"DELETE", "/orgs/%s/liveExport/migrationLink"},
 };
 
+/* A request for one call, its ApiCall riding along in req->arg. */
 HttpRequest *
 api_request(OpsmigConn *conn, OpsmigRequestKind op, const char *org_id, int page)
 {

@@ -50,13 +50,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* "why" may be absent or tiny: never written past. */
 	pr_quiet = parse_reply((const char *) data, size, true, 200, &quiet,
-								  NULL, 0);
+						   NULL, 0);
 	FUZZ_CHECK(pr_quiet == pr_env);
 	parse_reply_free(&quiet);
 	FUZZ_CHECK(why1 != NULL);
 	why1[0] = 'x';
 	pr_quiet = parse_reply((const char *) data, size, true, 200, &quiet,
-								  why1, 1);
+						   why1, 1);
 	FUZZ_CHECK(pr_quiet == pr_env);
 	FUZZ_CHECK(pr_quiet == OPSMIG_PARSE_OK || why1[0] == '\0');
 	parse_reply_free(&quiet);

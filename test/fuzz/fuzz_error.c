@@ -41,7 +41,7 @@ check_field(const OpsmigReply *reply, const char *key, const char *field,
 		json_object_object_get_ex(reply->content, key, &v) &&
 		json_object_is_type(v, json_type_string))
 		parse_printable(json_object_get_string(v),
-						 (size_t) json_object_get_string_len(v), expect, fieldlen);
+						(size_t) json_object_get_string_len(v), expect, fieldlen);
 	FUZZ_CHECK(strcmp(expect, field) == 0);
 	free(expect);
 }

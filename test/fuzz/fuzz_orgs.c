@@ -79,7 +79,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json_object_object_get_ex(reply.content, "results", &walk.results);
 
 		pr = parse_reply_orgs(&reply, org_cb, &walk, &nresults, &has_next,
-							   why, FUZZ_WHYLEN);
+							  why, FUZZ_WHYLEN);
 		if (pr == OPSMIG_PARSE_OK)
 		{
 			FUZZ_CHECK(json_object_is_type(walk.results, json_type_array));

@@ -80,7 +80,7 @@ check_create(const OpsmigReply *reply, size_t statuslen)
 		fuzz_check_terminated(status, statuslen);
 		if (status[0] != '\0')
 			FUZZ_CHECK(parse_reply_status(reply, status, statuslen, why,
-										   FUZZ_WHYLEN) == OPSMIG_PARSE_OK);
+										  FUZZ_WHYLEN) == OPSMIG_PARSE_OK);
 		else
 			FUZZ_CHECK(reply->content == NULL ||
 					   json_object_is_type(reply->content, json_type_object));
