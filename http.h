@@ -46,8 +46,9 @@ typedef struct HttpConfig
 typedef enum HttpFailure
 {
 	HTTP_FAIL_NONE = 0,			/* a reply came (any HTTP status) */
-	HTTP_FAIL_NOT_SENT,			/* host name not resolved, TLS handshake or
-								 * client certificate failed: nothing went */
+	HTTP_FAIL_NOT_SENT,			/* host name not resolved, scheme unsupported,
+								 * TLS handshake or client certificate failed:
+								 * nothing went */
 	HTTP_FAIL_CONNECT,			/* no connection: refused or unreachable */
 	HTTP_FAIL_CONNECT_TIMEOUT,	/* no connection within connect_timeout */
 	HTTP_FAIL_TLS_HOST_NAME,	/* the certificate is for another host name */
@@ -59,7 +60,7 @@ typedef enum HttpFailure
 								 * a reply, and it was not sent again */
 	HTTP_FAIL_RESET,			/* connected, then the connection failed or the
 								 * reply was cut off */
-	HTTP_FAIL_OTHER				/* anything else, after connecting */
+	HTTP_FAIL_OTHER				/* anything else: it may have reached the server */
 } HttpFailure;
 
 /*
