@@ -233,33 +233,40 @@ api_connect_hint(OpsmigConn *conn, HttpRequest *req)
 void
 api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
 {
-	if (req->failure == HTTP_FAIL_TOO_LARGE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
-				 api_errmsg(conn, call),
-				 errdetail("The reply is larger than max_response_bytes (%d bytes).",
-						   opsmig_conn_options(conn)->max_response_bytes),
-				 errhint("Raise max_response_bytes of server \"%s\" if the reply is expected to be this large.",
-						 opsmig_conn_server_name(conn))));
+	const OpsmigServerOptions *opts = opsmig_conn_options(conn);
+	const char *server = opsmig_conn_server_name(conn);
 
-	if (req->failure == HTTP_FAIL_TIMEOUT ||
-		req->failure == HTTP_FAIL_CONNECT_TIMEOUT)
+	switch (req->failure)
 	{
-		if (req->failure == HTTP_FAIL_CONNECT_TIMEOUT)
+		case HTTP_FAIL_TOO_LARGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_CREATE_REPLY),
+					 api_errmsg(conn, call),
+					 errdetail("The reply is larger than max_response_bytes (%d bytes).",
+							   opts->max_response_bytes),
+					 errhint("Raise max_response_bytes of server \"%s\" if the reply is expected to be this large.",
+							 server)));
+			break;
+		case HTTP_FAIL_CONNECT_TIMEOUT:
 			ereport(ERROR,
 					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 					 api_errmsg(conn, call),
 					 errdetail("No connection to %s within connect_timeout (%d ms).",
-							   opsmig_conn_options(conn)->base_url, opsmig_conn_options(conn)->connect_timeout_ms),
+							   opts->base_url, opts->connect_timeout_ms),
 					 errhint("Check that the API is reachable from the database server, or raise connect_timeout of server \"%s\".",
-							 opsmig_conn_server_name(conn))));
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 api_errmsg(conn, call),
-				 errdetail("No complete reply within request_timeout (%d ms).",
-						   opsmig_conn_options(conn)->request_timeout_ms),
-				 errhint("Raise request_timeout of server \"%s\" if the API is slow.",
-						 opsmig_conn_server_name(conn))));
+							 server)));
+			break;
+		case HTTP_FAIL_TIMEOUT:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 api_errmsg(conn, call),
+					 errdetail("No complete reply within request_timeout (%d ms).",
+							   opts->request_timeout_ms),
+					 errhint("Raise request_timeout of server \"%s\" if the API is slow.",
+							 server)));
+			break;
+		default:
+			break;
 	}
 
 	if (!api_maybe_reached(req))
@@ -267,7 +274,7 @@ api_report_transport(OpsmigConn *conn, ApiCall *call, HttpRequest *req)
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 api_errmsg(conn, call),
 				 errdetail("Could not connect to %s: %s.",
-						   opsmig_conn_options(conn)->base_url, api_sentence(req->failure_text)),
+						   opts->base_url, api_sentence(req->failure_text)),
 				 api_connect_hint(conn, req)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
