@@ -6,7 +6,7 @@
  *		  fuzz targets in test/fuzz link them without a PostgreSQL backend.
  *
  * Every function reports a problem by its return value and a short,
- * printable explanation in the caller's buffer; api.c turns those into
+ * printable explanation in the caller's buffer; api_*.c turn those into
  * ereports.  Nothing here keeps a pointer into the caller's data.
  *
  *-------------------------------------------------------------------------
