@@ -16,7 +16,8 @@
 #             (test/checks/expected.py), the crash check, the DEBUG5 log check and the
 #             secret check, on each PostgreSQL major of OPSMIG_MAJORS (default
 #             "15 17 18"): the host's own (Debian 12: 15) directly, the others
-#             in a Debian root that has them (test/tools/majors.sh)
+#             in a Debian root that has them (test/tools/majors.sh); and that
+#             every planted defect of test/tools/mutants.sh still applies
 #   sqlsmith  a bounded SQLsmith run (fixed seed, about 30 s): no backend crash
 #   fuzz      libFuzzer on the reply parsers
 #   sanitize  the pg_regress suite under ASan/UBSan
@@ -191,6 +192,9 @@ on_majors() {
 }
 
 if want regress; then
+	# The planted defects of test/tools/mutants.sh (not run here: ~35 min)
+	# must still apply, or the next mutant run proves nothing about them.
+	bash "$ROOT/test/tools/mutants.sh" --check || rc=1
 	on_majors regress regress_here
 fi
 

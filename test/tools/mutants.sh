@@ -13,6 +13,8 @@
 # test or check ("unclear": the run failed, but no test did, e.g. the build).
 #
 # Usage: bash test/tools/mutants.sh [NAME...]      (no NAME: all of them; --list lists them)
+#        bash test/tools/mutants.sh --check        (each mutant still applies to the code:
+#        seconds, run by `run-tests.sh regress` so a refactor cannot leave one behind)
 # The mutants build and install into their own private PostgreSQL copy,
 # OPSMIG_MUTANT_PG_ROOT (default /tmp/pgroot-mutants), never the system's or
 # the developer's.  About 70 s a mutant on 2 cores: not part of CI.
@@ -33,8 +35,8 @@ mutant retry-after-ignored api_batch.c \
 	'delay = delay;' \
 	"the server's Retry-After ignored: retries after the backoff alone"
 mutant post-retried-on-5xx api_batch.c \
-	'retryable = code == 429 || (idempotent && code >= 500 && code != 501);' \
-	'retryable = code == 429 || (code >= 500 && code != 501);' \
+	'retryable = idempotent && code >= 500 && code != 501;' \
+	'retryable = code >= 500 && code != 501;' \
 	'POST and DELETE retried on a 5xx, when the API may have acted'
 mutant changes-keep-cache cache.c \
 	"$(printf 'if ((c = cache_if_any(conn)) == NULL)\n\t\treturn;\t\t\t\t\t/* nothing cached, nor any older scan to fear */')" \
@@ -81,6 +83,33 @@ mutant wrong-base-url-404-is-no-link api_batch.c \
 	'if (code == 404 &&' \
 	'a 404 from a wrong base_url (not the API) read as "no link": every query empty'
 
+# plant FILE OLD NEW: replace the one occurrence of OLD in FILE, or fail.
+plant() {
+	python3 - "$@" <<'EOF'
+import sys
+path, old, new = sys.argv[1:4]
+text = open(path).read()
+if text.count(old) != 1:
+    print(f"    the line to change occurs {text.count(old)} times in {path}", file=sys.stderr)
+    sys.exit(1)
+open(path, "w").write(text.replace(old, new))
+EOF
+}
+
+if [ "${1:-}" = --check ]; then
+	bad=0
+	for i in "${!NAMES[@]}"; do
+		copy=$(mktemp)
+		cp "$ROOT/${FILES[$i]}" "$copy"
+		plant "$copy" "${OLDS[$i]}" "${NEWS[$i]}" ||
+			{ echo "NOT APPLICABLE  ${NAMES[$i]} (${FILES[$i]}): update test/tools/mutants.sh"; bad=$((bad + 1)); }
+		rm -f "$copy"
+	done
+	echo "mutants applicable: $(( ${#NAMES[@]} - bad )) passed, $bad failed"
+	[ "$bad" -eq 0 ]
+	exit
+fi
+
 if [ "${1:-}" = --list ]; then
 	for i in "${!NAMES[@]}"; do printf '%-32s %-14s %s\n' "${NAMES[$i]}" "${FILES[$i]}" "${WHYS[$i]}"; done
 	exit 0
@@ -102,16 +131,7 @@ for i in "${!NAMES[@]}"; do
 	mkdir -p "$tree"
 	# The tracked files as they are in the work tree (uncommitted edits included).
 	(cd "$ROOT" && git ls-files -z | xargs -0 cp --parents -t "$tree")
-	if ! python3 - "$tree/${FILES[$i]}" "${OLDS[$i]}" "${NEWS[$i]}" <<'EOF'
-import sys
-path, old, new = sys.argv[1:4]
-text = open(path).read()
-if text.count(old) != 1:
-    print(f"    the line to change occurs {text.count(old)} times in {path}", file=sys.stderr)
-    sys.exit(1)
-open(path, "w").write(text.replace(old, new))
-EOF
-	then
+	if ! plant "$tree/${FILES[$i]}" "${OLDS[$i]}" "${NEWS[$i]}"; then
 		echo "NOT APPLIED  $name (${FILES[$i]}): the code changed; update test/tools/mutants.sh"
 		unapplied=$((unapplied + 1))
 		rm -rf "$tree"
