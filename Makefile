@@ -8,7 +8,7 @@ PGFILEDESC = "opsmig_fdw - foreign-data wrapper for MongoDB Ops Manager live-mig
 EXTENSION = opsmig_fdw
 DATA = opsmig_fdw--1.0.sql opsmig_fdw--1.0--1.1.sql opsmig_fdw--1.1--1.2.sql opsmig_fdw--1.2--1.3.sql
 
-REGRESS = init options scan modify errors envelope paging cancel security fast faults transport ratelimit claims reports cache_delete cache_latin1 owner_options explain_work copy surface review_9a review_12 cluster_unloaded review_9c review_9b viewuser counters upgrade
+REGRESS = init options scan modify errors envelope paging cancel security fast faults transport ratelimit claims reports cache_delete cache_latin1 owner_options explain_work copy surface review_9a review_12 cluster_unloaded review_9c review_9b viewuser counters review_10 upgrade
 REGRESS_OPTS = --load-extension=plpgsql
 
 PKG_CONFIG ?= pkg-config

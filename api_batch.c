@@ -46,22 +46,26 @@ api_tally(OpsmigStats *st, const HttpRequest *req)
 }
 
 /*
- * The batch's done hook: each attempt is counted as it completes, whether
- * or not anyone takes its reply.  The rate limiter counted its wait in the
- * connection's counters already; the caller's share is added here.
+ * The batch's hook: each attempt is counted as it completes, whether or not
+ * anyone takes its reply.  The rate limiter counted its wait in the
+ * connection's counters already; the caller's share is added as the wait
+ * ends, since the attempt after it may never complete.
  */
 static void
-api_count_attempt(HttpRequest *req, void *arg)
+api_count_attempt(HttpRequest *req, HttpEvent event, void *arg)
 {
 	ApiBatch   *ab = (ApiBatch *) arg;
 
+	if (event == HTTP_EVENT_PACED)
+	{
+		if (ab->work)
+			ab->work->rate_limit_wait_ms += req->paced_ms;
+		return;
+	}
 	api_tally(opsmig_conn_stats(ab->conn), req);
 	opsmig_conn_count_elapsed(ab->conn, req->elapsed_ms);
 	if (ab->work)
-	{
 		api_tally(ab->work, req);
-		ab->work->rate_limit_wait_ms += req->paced_ms;
-	}
 }
 
 /* A batch on the connection's session, counted in its stats and *work. */

@@ -102,8 +102,8 @@ struct HttpBatch
 	dlist_head	done;			/* HTTP_REQ_DONE, in completion order */
 	dlist_head	all;			/* every request ever added */
 	dlist_node	session_node;
-	HttpDoneHook done_hook;		/* the owner's accounting, or NULL */
-	void	   *done_arg;
+	HttpBatchHook hook;			/* the owner's accounting, or NULL */
+	void	   *hook_arg;
 	MemoryContext cxt;
 	MemoryContextCallback cleanup;
 };
@@ -704,8 +704,8 @@ http_finish(HttpRequest *req, CURLcode result)
 	http_detach(req);
 	opsmig_activity_request_done();
 	req->response_len = req->buf_len;
-	if (req->batch->done_hook)
-		req->batch->done_hook(req, req->batch->done_arg);
+	if (req->batch->hook)
+		req->batch->hook(req, HTTP_EVENT_DONE, req->batch->hook_arg);
 
 	/* From here on palloc may throw: the malloc'd buffer is still owned. */
 	req->response = MemoryContextAlloc(req->batch->cxt, req->buf_len + 1);
@@ -739,6 +739,8 @@ http_pace(HttpSession *s, HttpRequest *req, TimestampTz now, TimestampTz *next_w
 	if (wait <= 0)
 	{
 		req->ratelimit_out = true;
+		if (req->paced_ms > 0 && req->batch->hook)
+			req->batch->hook(req, HTTP_EVENT_PACED, req->batch->hook_arg);
 		return true;
 	}
 	s->paced = true;
@@ -917,14 +919,14 @@ http_wait(HttpSession *s, TimestampTz next_wake)
 }
 
 HttpBatch *
-http_batch_create(HttpSession *s, int max_in_flight, HttpDoneHook done,
-				  void *done_arg)
+http_batch_create(HttpSession *s, int max_in_flight, HttpBatchHook hook,
+				  void *hook_arg)
 {
 	HttpBatch  *b = palloc0(sizeof(HttpBatch));
 
 	b->session = s;
-	b->done_hook = done;
-	b->done_arg = done_arg;
+	b->hook = hook;
+	b->hook_arg = hook_arg;
 	b->max_in_flight = Max(1, Min(max_in_flight, HTTP_MAX_HANDLES));
 	b->cxt = CurrentMemoryContext;
 	dlist_init(&b->queue);

@@ -64,11 +64,20 @@ typedef enum HttpFailure
 } HttpFailure;
 
 /*
- * Called as each attempt of a batch completes, before it is handed out: the
- * caller counts the attempt from its facts (the transport counts nothing).
- * It must not throw.
+ * What the owner of a batch hears of its requests, to count them (the
+ * transport counts nothing): HTTP_EVENT_PACED when the pacer lets a request
+ * go after holding it back (paced_ms), HTTP_EVENT_DONE when an attempt
+ * completes, before it is handed out.  A wait is told when it ends, not with
+ * the attempt: the attempt may never complete (LIMIT, an error, a cancel).
+ * The hook must not throw.
  */
-typedef void (*HttpDoneHook) (HttpRequest *req, void *arg);
+typedef enum HttpEvent
+{
+	HTTP_EVENT_PACED,
+	HTTP_EVENT_DONE
+} HttpEvent;
+
+typedef void (*HttpBatchHook) (HttpRequest *req, HttpEvent event, void *arg);
 
 typedef enum HttpRequestState
 {
@@ -153,7 +162,7 @@ extern void http_session_set_limiter(HttpSession *session, RateLimiter *limiter)
 extern bool http_session_busy(HttpSession *session);
 
 extern HttpBatch *http_batch_create(HttpSession *session, int max_in_flight,
-									HttpDoneHook done, void *done_arg);
+									HttpBatchHook hook, void *hook_arg);
 extern void http_batch_add(HttpBatch *batch, HttpRequest *req, bool urgent);
 extern void http_batch_retry(HttpBatch *batch, HttpRequest *req,
 							 int delay_ms, bool fresh_auth);
