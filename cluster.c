@@ -35,6 +35,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
@@ -328,6 +329,13 @@ PG_FUNCTION_INFO_V1(opsmig_fdw_activity);
 StaticAssertDecl(STATS_COLS == STATS_KEY_COLS + OPSMIG_NUM_COUNTERS,
 				 "a new counter needs a new column of opsmig_fdw_cluster_stats(), in a new extension version");
 
+static const OpsmigStatsKey stats_keys[STATS_KEY_COLS] = {
+	{"database", TEXTOID},
+	{"role", TEXTOID},
+	{"server_name", TEXTOID},
+	{"user_mapping", OIDOID},
+};
+
 /* A text Datum, or a NULL one. */
 static Datum
 text_or_null(const char *s, bool *isnull)
@@ -368,7 +376,9 @@ opsmig_fdw_cluster_stats(PG_FUNCTION_ARGS)
 
 	require_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	opsmig_stats_check_columns(rsinfo->setDesc, STATS_KEY_COLS, "opsmig_fdw_cluster_stats");
+	/* Filled by position: the declared columns must be the values, in order. */
+	(void) opsmig_stats_columns(rsinfo->setDesc, stats_keys, STATS_KEY_COLS, false,
+								fcinfo->flinfo->fn_oid);
 	see_all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
 	/* Copy under the lock; name lookups may read catalogs, so do them after. */

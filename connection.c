@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -484,8 +485,7 @@ StaticAssertDecl(STATS_COLS == STATS_KEY_COLS + OPSMIG_NUM_COUNTERS,
 				 "a new counter needs a new column of opsmig_fdw_stats(), in a new extension version");
 
 /*
- * Which value of a row (the key columns, then the counters in the order of
- * opsmig_counters.h) each declared column shows.  Since 1.3 the function is
+ * The columns of the stats function, before the counters.  Since 1.3 the function is
  * opsmig_fdw_stats_1_3 and declares exactly that order (checked); a library
  * older than 1.3 has no such symbol, so a backend that still runs one fails
  * cleanly after ALTER EXTENSION UPDATE instead of filling the new columns by
@@ -493,39 +493,10 @@ StaticAssertDecl(STATS_COLS == STATS_KEY_COLS + OPSMIG_NUM_COUNTERS,
  * serves databases not updated yet (1.1: 20 columns, 1.2: 22, in other
  * orders): it matches their columns by name.
  */
-static int *
-stats_column_sources(TupleDesc desc, bool by_name)
-{
-	int		   *source = palloc(sizeof(int) * desc->natts);
-	int			a;
-
-	if (!by_name)
-	{
-		opsmig_stats_check_columns(desc, STATS_KEY_COLS, "opsmig_fdw_stats");
-		for (a = 0; a < desc->natts; a++)
-			source[a] = a;
-		return source;
-	}
-	for (a = 0; a < desc->natts; a++)
-	{
-		const char *name = NameStr(TupleDescAttr(desc, a)->attname);
-		int			counter = opsmig_stats_column(name);
-
-		if (strcmp(name, "server_name") == 0)
-			source[a] = 0;
-		else if (strcmp(name, "user_mapping") == 0)
-			source[a] = 1;
-		else if (counter >= 0)
-			source[a] = STATS_KEY_COLS + counter;
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("function opsmig_fdw_stats returns column \"%s\", which the loaded opsmig_fdw module does not fill",
-							name),
-					 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
-	}
-	return source;
-}
+static const OpsmigStatsKey stats_keys[STATS_KEY_COLS] = {
+	{"server_name", TEXTOID},
+	{"user_mapping", OIDOID},
+};
 
 /* One row per user mapping this backend has used since it started. */
 static void
@@ -540,7 +511,8 @@ stats_rows(FunctionCallInfo fcinfo, bool by_name)
 
 	InitMaterializedSRF(fcinfo, 0);
 	/* Checked before any row, so a mismatch does not wait for a connection. */
-	source = stats_column_sources(rsinfo->setDesc, by_name);
+	source = opsmig_stats_columns(rsinfo->setDesc, stats_keys, STATS_KEY_COLS,
+								  by_name, fcinfo->flinfo->fn_oid);
 	if (ConnectionHash == NULL)
 		return;
 	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);

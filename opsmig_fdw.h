@@ -113,9 +113,14 @@ extern int64 opsmig_stats_int64(const OpsmigStats *st, int counter);
 extern double opsmig_stats_double(const OpsmigStats *st, int counter);
 extern bool opsmig_stats_nonzero(const OpsmigStats *st, int counter);
 extern Datum opsmig_stats_datum(const OpsmigStats *st, int counter);
-extern int	opsmig_stats_column(const char *column);
-extern void opsmig_stats_check_columns(TupleDesc desc, int nkeys,
-									   const char *function);
+/* A column a stats function shows before the counters. */
+typedef struct OpsmigStatsKey
+{
+	const char *column;
+	Oid			type;
+} OpsmigStatsKey;
+extern int *opsmig_stats_columns(TupleDesc desc, const OpsmigStatsKey *keys,
+								 int nkeys, bool by_name, Oid fn_oid);
 extern void opsmig_stats_count_error(OpsmigStats *st, long http_code);
 
 /* option.c */

@@ -15,6 +15,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "opsmig_fdw.h"
 
 const OpsmigCounter opsmig_counters[OPSMIG_NUM_COUNTERS] = {
@@ -90,53 +91,77 @@ opsmig_stats_datum(const OpsmigStats *st, int counter)
 		Int64GetDatum(opsmig_stats_int64(st, counter));
 }
 
-/*
- * Check that a stats function declares, after its nkeys key columns, the
- * counters of this library in its order, by name and type.  The SQL
- * functions fill their columns by position: a list reordered without a new
- * extension version, or objects of another version, would otherwise show one
- * counter under another's name.
- */
-void
-opsmig_stats_check_columns(TupleDesc desc, int nkeys, const char *function)
+/* The name and type of value s of a row: the keys, then the counters. */
+static const char *
+value_name(const OpsmigStatsKey *keys, int nkeys, int s)
 {
-	int			i;
+	return s < nkeys ? keys[s].column : opsmig_counters[s - nkeys].column;
+}
 
-	if (desc->natts != nkeys + OPSMIG_NUM_COUNTERS)
+static Oid
+value_type(const OpsmigStatsKey *keys, int nkeys, int s)
+{
+	if (s < nkeys)
+		return keys[s].type;
+	return opsmig_counters[s - nkeys].is_double ? FLOAT8OID : INT8OID;
+}
+
+/*
+ * Which value of a row (the nkeys keys, then the counters in the list's
+ * order) each column a stats function declares shows.  by_name: its columns
+ * are matched by name, in any order (the functions of versions before 1.3);
+ * else they must be exactly those values, in that order.  Either way each
+ * column's type must be the value's: a datum read as another type crashes.
+ * A list reordered without a new extension version, or SQL objects of
+ * another version, fail here rather than show one counter under another's
+ * name.
+ */
+int *
+opsmig_stats_columns(TupleDesc desc, const OpsmigStatsKey *keys, int nkeys,
+					 bool by_name, Oid fn_oid)
+{
+	int			nvalues = nkeys + OPSMIG_NUM_COUNTERS;
+	int		   *source = palloc(sizeof(int) * desc->natts);
+	int			a;
+
+	if (!by_name && desc->natts != nvalues)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("function %s returns %d columns, but the loaded opsmig_fdw module fills %d",
-						function, desc->natts, nkeys + OPSMIG_NUM_COUNTERS),
+						get_func_name(fn_oid), desc->natts, nvalues),
 				 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
-	for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
+	for (a = 0; a < desc->natts; a++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, nkeys + i);
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		int			s = a;
 
-		if (strcmp(NameStr(att->attname), opsmig_counters[i].column) != 0 ||
-			att->atttypid != (opsmig_counters[i].is_double ? FLOAT8OID : INT8OID))
+		if (by_name)
+		{
+			for (s = 0; s < nvalues; s++)
+				if (strcmp(NameStr(att->attname), value_name(keys, nkeys, s)) == 0)
+					break;
+			if (s == nvalues)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("function %s returns column \"%s\", which the loaded opsmig_fdw module does not fill",
+								get_func_name(fn_oid), NameStr(att->attname)),
+						 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
+		}
+		if (strcmp(NameStr(att->attname), value_name(keys, nkeys, s)) != 0 ||
+			att->atttypid != value_type(keys, nkeys, s))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("function %s does not return the counters of the loaded opsmig_fdw module",
-							function),
+					 errmsg("function %s does not return the columns the loaded opsmig_fdw module fills",
+							get_func_name(fn_oid)),
 					 errdetail("Column %d is \"%s\" of type %s, where the module fills \"%s\" of type %s.",
-							   nkeys + i + 1, NameStr(att->attname),
+							   a + 1, NameStr(att->attname),
 							   format_type_be(att->atttypid),
-							   opsmig_counters[i].column,
-							   opsmig_counters[i].is_double ? "double precision" : "bigint"),
+							   value_name(keys, nkeys, s),
+							   format_type_be(value_type(keys, nkeys, s))),
 					 errhint("Run ALTER EXTENSION opsmig_fdw UPDATE, so that the SQL objects match the module.")));
+		source[a] = s;
 	}
-}
-
-/* The counter shown in a column of this name, or -1. */
-int
-opsmig_stats_column(const char *column)
-{
-	int			i;
-
-	for (i = 0; i < OPSMIG_NUM_COUNTERS; i++)
-		if (strcmp(opsmig_counters[i].column, column) == 0)
-			return i;
-	return -1;
+	return source;
 }
 
 /*

@@ -111,11 +111,34 @@ CREATE FUNCTION counters_wrong_type(
 RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
 SELECT * FROM counters_wrong_type();
 \echo :LAST_ERROR_SQLSTATE
+-- A key column of another type too (an oid read as text crashed the backend).
+CREATE FUNCTION counters_key_type(
+    OUT server_name text, OUT user_mapping text,
+    OUT list_requests bigint, OUT status_requests bigint,
+    OUT create_requests bigint, OUT delete_requests bigint,
+    OUT errors_401 bigint, OUT errors_403 bigint, OUT errors_404 bigint,
+    OUT errors_409 bigint, OUT errors_429 bigint, OUT errors_4xx_other bigint,
+    OUT errors_5xx bigint, OUT errors_transport bigint,
+    OUT retries bigint, OUT digest_challenges bigint,
+    OUT connections_opened bigint, OUT bytes_received bigint,
+    OUT cache_hits bigint, OUT rate_limit_waits bigint,
+    OUT total_ms double precision, OUT rate_limit_wait_ms double precision,
+    OUT max_ms double precision)
+RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+SELECT * FROM counters_key_type();
+\echo :LAST_ERROR_SQLSTATE
+-- The functions of versions before 1.3 (matched by name) check types too.
+CREATE FUNCTION counters_old_key_type(OUT server_name text, OUT user_mapping text)
+RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats' LANGUAGE C STRICT;
+SELECT * FROM counters_old_key_type();
+\echo :LAST_ERROR_SQLSTATE
 \c
 SELECT * FROM counters_swapped();
 \echo :LAST_ERROR_SQLSTATE
 DROP FUNCTION counters_swapped();
 DROP FUNCTION counters_wrong_type();
+DROP FUNCTION counters_key_type();
+DROP FUNCTION counters_old_key_type();
 
 DROP FUNCTION counters_explain(text, text);
 DROP FUNCTION counters_json_keys(text, text);

@@ -100,8 +100,7 @@ if [ "${1:-}" = --check ]; then
 	bad=0
 	for i in "${!NAMES[@]}"; do
 		copy=$(mktemp)
-		cp "$ROOT/${FILES[$i]}" "$copy"
-		plant "$copy" "${OLDS[$i]}" "${NEWS[$i]}" ||
+		{ cp "$ROOT/${FILES[$i]}" "$copy" && plant "$copy" "${OLDS[$i]}" "${NEWS[$i]}"; } ||
 			{ echo "NOT APPLICABLE  ${NAMES[$i]} (${FILES[$i]}): update test/tools/mutants.sh"; bad=$((bad + 1)); }
 		rm -f "$copy"
 	done
