@@ -399,6 +399,38 @@ limiter_statement(RateLimiter *rl)
 }
 
 /*
+ * 53400: the statement's waiting requests cannot all go within the limit
+ * named (statement_timeout or rate_limit_wait), which leaves left_us.
+ */
+static void
+report_over_budget(RateLimiter *rl, int nwaiting, const BucketView *v,
+				   int64 left_us, bool by_statement_timeout)
+{
+	const OpsmigConn *conn = rl->conn;
+	const char *limit = by_statement_timeout ? "statement_timeout" : "rate_limit_wait";
+	double		rate = v->rate > 0 ? v->rate : v->own_rate;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("the rate limit of the API key \"%s\" leaves too little time for this statement",
+					opsmig_conn_public_key(conn)),
+			 rate > 0 ?
+			 errdetail_plural("%d organization was not yet asked; at %.3g requests a second that takes at least %.0f s, and %s leaves %.0f s.",
+							  "%d organizations were not yet asked; at %.3g requests a second that takes at least %.0f s, and %s leaves %.0f s.",
+							  nwaiting, nwaiting, rate, v->need_us / 1e6, limit,
+							  Max(left_us, 0) / 1e6) :
+			 errdetail_plural("%d organization was not yet asked; the API asks to wait %.0f s, and %s leaves %.0f s.",
+							  "%d organizations were not yet asked; the API asks to wait %.0f s, and %s leaves %.0f s.",
+							  nwaiting, nwaiting, v->need_us / 1e6, limit,
+							  Max(left_us, 0) / 1e6),
+			 by_statement_timeout ?
+			 errhint("Raise statement_timeout, ask for fewer organizations (WHERE org_id = ...), or set cache_ttl of server \"%s\".",
+					 opsmig_conn_server_name(conn)) :
+			 errhint("Raise rate_limit_wait of server \"%s\", ask for fewer organizations (WHERE org_id = ...), or set cache_ttl.",
+					 opsmig_conn_server_name(conn))));
+}
+
+/*
  * Can the statement's waiting requests all go before statement_timeout and
  * before its rate_limit_wait runs out?  If not, refuse it now with 53400
  * when report, else just say so: better than waiting to fail.
@@ -407,52 +439,28 @@ static bool
 limiter_over_budget(RateLimiter *rl, TimestampTz now, int nwaiting,
 					const BucketView *v, bool report)
 {
-	const OpsmigConn *conn = rl->conn;
-	int			wait_ms = opsmig_conn_options(conn)->rate_limit_wait_ms;
-	double		rate = v->rate > 0 ? v->rate : v->own_rate;
+	int			wait_ms = opsmig_conn_options(rl->conn)->rate_limit_wait_ms;
+	int64		left;
 
 	if (StatementTimeout > 0)
 	{
-		int64		left = rl->stmt_start + (int64) StatementTimeout * 1000 - now;
-
-		if (v->need_us > left && !report)
-			return true;
+		left = rl->stmt_start + (int64) StatementTimeout * 1000 - now;
 		if (v->need_us > left)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("the rate limit of the API key \"%s\" leaves too little time for this statement",
-							opsmig_conn_public_key(conn)),
-					 rate > 0 ?
-					 errdetail_plural("%d organization was not yet asked; at %.3g requests a second that takes at least %.0f s, and statement_timeout leaves %.0f s.",
-									  "%d organizations were not yet asked; at %.3g requests a second that takes at least %.0f s, and statement_timeout leaves %.0f s.",
-									  nwaiting, nwaiting, rate, v->need_us / 1e6, Max(left, 0) / 1e6) :
-					 errdetail_plural("%d organization was not yet asked; the API asks to wait %.0f s, and statement_timeout leaves %.0f s.",
-									  "%d organizations were not yet asked; the API asks to wait %.0f s, and statement_timeout leaves %.0f s.",
-									  nwaiting, nwaiting, v->need_us / 1e6, Max(left, 0) / 1e6),
-					 errhint("Raise statement_timeout, ask for fewer organizations (WHERE org_id = ...), or set cache_ttl of server \"%s\".",
-							 opsmig_conn_server_name(conn))));
+		{
+			if (report)
+				report_over_budget(rl, nwaiting, v, left, true);
+			return true;
+		}
 	}
 	if (wait_ms >= 0)
 	{
-		int64		left = (int64) wait_ms * 1000 -
-		rl->stmt_wait_us - (now - rl->held_since);
-
-		if (v->need_us > left && !report)
-			return true;
+		left = (int64) wait_ms * 1000 - rl->stmt_wait_us - (now - rl->held_since);
 		if (v->need_us > left)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("the rate limit of the API key \"%s\" leaves too little time for this statement",
-							opsmig_conn_public_key(conn)),
-					 rate > 0 ?
-					 errdetail_plural("%d organization was not yet asked; at %.3g requests a second that takes at least %.0f s, and rate_limit_wait leaves %.0f s.",
-									  "%d organizations were not yet asked; at %.3g requests a second that takes at least %.0f s, and rate_limit_wait leaves %.0f s.",
-									  nwaiting, nwaiting, rate, v->need_us / 1e6, Max(left, 0) / 1e6) :
-					 errdetail_plural("%d organization was not yet asked; the API asks to wait %.0f s, and rate_limit_wait leaves %.0f s.",
-									  "%d organizations were not yet asked; the API asks to wait %.0f s, and rate_limit_wait leaves %.0f s.",
-									  nwaiting, nwaiting, v->need_us / 1e6, Max(left, 0) / 1e6),
-					 errhint("Raise rate_limit_wait of server \"%s\", ask for fewer organizations (WHERE org_id = ...), or set cache_ttl.",
-							 opsmig_conn_server_name(conn))));
+		{
+			if (report)
+				report_over_budget(rl, nwaiting, v, left, false);
+			return true;
+		}
 	}
 	return false;
 }
