@@ -81,50 +81,31 @@ SELECT s.proargnames[3:] = c.proargnames[5:] AS same_counters_same_order
 SELECT prosrc FROM pg_proc WHERE proname = 'opsmig_fdw_stats';
 -- Columns that are not the library's counters in its order are refused
 -- with 55000, whether or not the backend has used a connection yet.
-CREATE FUNCTION counters_swapped(
-    OUT server_name text, OUT user_mapping oid,
-    OUT list_requests bigint, OUT status_requests bigint,
-    OUT create_requests bigint, OUT delete_requests bigint,
-    OUT errors_401 bigint, OUT errors_403 bigint, OUT errors_404 bigint,
-    OUT errors_409 bigint, OUT errors_429 bigint, OUT errors_4xx_other bigint,
-    OUT errors_5xx bigint, OUT errors_transport bigint,
-    OUT digest_challenges bigint, OUT retries bigint,
-    OUT connections_opened bigint, OUT bytes_received bigint,
-    OUT cache_hits bigint, OUT rate_limit_waits bigint,
-    OUT total_ms double precision, OUT rate_limit_wait_ms double precision,
-    OUT max_ms double precision)
-RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+-- counters_like makes a function over a C symbol of the module with the
+-- columns of this version's opsmig_fdw_stats(), one of them edited.
+CREATE FUNCTION pg_temp.counters_like(name text, symbol text, edit_from text, edit_to text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  args text := pg_get_function_arguments('opsmig_fdw_stats'::regproc);
+BEGIN
+  IF position(edit_from IN args) = 0 THEN
+    RAISE EXCEPTION 'no "%" in the columns of opsmig_fdw_stats()', edit_from;
+  END IF;
+  EXECUTE format('CREATE FUNCTION %I(%s) RETURNS SETOF record AS %L, %L LANGUAGE C STRICT',
+                 name, replace(args, edit_from, edit_to), 'opsmig_fdw', symbol);
+END $$;
+SELECT pg_temp.counters_like('counters_swapped', 'opsmig_fdw_stats_1_3',
+  'OUT retries bigint, OUT digest_challenges bigint',
+  'OUT digest_challenges bigint, OUT retries bigint');
 SELECT * FROM counters_swapped();
 \echo :LAST_ERROR_SQLSTATE
-CREATE FUNCTION counters_wrong_type(
-    OUT server_name text, OUT user_mapping oid,
-    OUT list_requests bigint, OUT status_requests bigint,
-    OUT create_requests bigint, OUT delete_requests bigint,
-    OUT errors_401 bigint, OUT errors_403 bigint, OUT errors_404 bigint,
-    OUT errors_409 bigint, OUT errors_429 bigint, OUT errors_4xx_other bigint,
-    OUT errors_5xx bigint, OUT errors_transport bigint,
-    OUT retries bigint, OUT digest_challenges bigint,
-    OUT connections_opened bigint, OUT bytes_received bigint,
-    OUT cache_hits bigint, OUT rate_limit_waits bigint,
-    OUT total_ms bigint, OUT rate_limit_wait_ms double precision,
-    OUT max_ms double precision)
-RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+SELECT pg_temp.counters_like('counters_wrong_type', 'opsmig_fdw_stats_1_3',
+  'OUT total_ms double precision', 'OUT total_ms bigint');
 SELECT * FROM counters_wrong_type();
 \echo :LAST_ERROR_SQLSTATE
 -- A key column of another type too (an oid read as text crashed the backend).
-CREATE FUNCTION counters_key_type(
-    OUT server_name text, OUT user_mapping text,
-    OUT list_requests bigint, OUT status_requests bigint,
-    OUT create_requests bigint, OUT delete_requests bigint,
-    OUT errors_401 bigint, OUT errors_403 bigint, OUT errors_404 bigint,
-    OUT errors_409 bigint, OUT errors_429 bigint, OUT errors_4xx_other bigint,
-    OUT errors_5xx bigint, OUT errors_transport bigint,
-    OUT retries bigint, OUT digest_challenges bigint,
-    OUT connections_opened bigint, OUT bytes_received bigint,
-    OUT cache_hits bigint, OUT rate_limit_waits bigint,
-    OUT total_ms double precision, OUT rate_limit_wait_ms double precision,
-    OUT max_ms double precision)
-RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+SELECT pg_temp.counters_like('counters_key_type', 'opsmig_fdw_stats_1_3',
+  'OUT user_mapping oid', 'OUT user_mapping text');
 SELECT * FROM counters_key_type();
 \echo :LAST_ERROR_SQLSTATE
 -- The functions of versions before 1.3 (matched by name) check types too.

@@ -32,6 +32,25 @@ SELECT count(*) FROM pg_class WHERE relnamespace = 'empty'::regnamespace;
 IMPORT FOREIGN SCHEMA public FROM SERVER om INTO empty;
 \echo :LAST_ERROR_SQLSTATE
 
+-- For the tests that show a rate-limit error (ratelimit, review_12): its
+-- SQLSTATE, message, detail with the counts and seconds masked as N (they
+-- depend on timing), and hint.
+CREATE FUNCTION masked_error(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  state text; msg text; detail text; hint text;
+BEGIN
+  EXECUTE sql;
+  RETURN NEXT 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  RETURN NEXT 'SQLSTATE ' || state;
+  RETURN NEXT 'ERROR:  ' || msg;
+  RETURN NEXT 'DETAIL:  ' || regexp_replace(regexp_replace(detail,
+    '[0-9]+ organizations? (was|were)', 'N organizations were'), '[0-9]+(\.[0-9]+)?(e[-+][0-9]+)?', 'N', 'g');
+  RETURN NEXT 'HINT:  ' || hint;
+END $$;
+
 -- The first query works end to end.
 SELECT org_id, org_name, status, link_token FROM org_migration_links ORDER BY org_id;
 \! python3 test/opsmig_sim.py ctl counts

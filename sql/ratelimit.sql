@@ -72,25 +72,10 @@ SELECT :nlist + :nstatus - :n429 AS answered, :n429 <= 0.05 * (:nlist + :nstatus
 -- statement_timeout shorter than the wait the bucket needs: 53400 at once
 -- (once the bucket is learnt), saying how many organizations were not yet
 -- asked, long before the timeout; and the session stays usable.
-CREATE FUNCTION pg_temp.masked(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE
-  state text; msg text; detail text; hint text;
-BEGIN
-  EXECUTE sql;
-  RETURN NEXT 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-  RETURN NEXT 'SQLSTATE ' || state;
-  RETURN NEXT 'ERROR:  ' || msg;
-  RETURN NEXT 'DETAIL:  ' || regexp_replace(regexp_replace(detail,
-    '[0-9]+ organizations? (was|were)', 'N organizations were'), '[0-9]+(\.[0-9]+)?', 'N', 'g');
-  RETURN NEXT 'HINT:  ' || hint;
-END $$;
 \! python3 test/opsmig_sim.py ctl ratelimit --capacity 10 --refill 2 --per 1
 \! python3 test/opsmig_sim.py ctl reset-counters
 SET statement_timeout = '20s';
-SELECT * FROM pg_temp.masked('SELECT count(*) FROM org_migration_links');
+SELECT * FROM masked_error('SELECT count(*) FROM org_migration_links');
 RESET statement_timeout;
 \set nstatus `python3 test/opsmig_sim.py ctl counter status`
 SELECT :nstatus < 30 AS stopped_early;
@@ -100,7 +85,7 @@ SELECT 1 AS still_usable;
 -- 2 a second do not fit in 1 s.
 ALTER SERVER om OPTIONS (ADD rate_limit_wait '1');
 \! python3 test/opsmig_sim.py ctl ratelimit --capacity 10 --refill 2 --per 1
-SELECT * FROM pg_temp.masked($$SELECT count(*) FROM org_migration_links
+SELECT * FROM masked_error($$SELECT count(*) FROM org_migration_links
   WHERE org_id = ANY (ARRAY(SELECT '5e2211c17a3e5a48f5' || lpad(to_hex(i), 6, '0') FROM generate_series(31, 60) AS i))$$);
 ALTER SERVER om OPTIONS (DROP rate_limit_wait);
 

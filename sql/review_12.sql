@@ -50,27 +50,12 @@ SELECT rate_limit_waits AS waits_after, errors_429 FROM opsmig_fdw_stats WHERE s
 -- the statement used to wait them all, far beyond rate_limit_wait '1'.
 -- (A new session: the bucket learnt above stays in this backend.)
 \c
-CREATE FUNCTION pg_temp.masked(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE
-  state text; msg text; detail text; hint text;
-BEGIN
-  EXECUTE sql;
-  RETURN NEXT 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-  RETURN NEXT 'SQLSTATE ' || state;
-  RETURN NEXT 'ERROR:  ' || msg;
-  RETURN NEXT 'DETAIL:  ' || regexp_replace(regexp_replace(detail,
-    '[0-9]+ organizations? (was|were)', 'N organizations were'), '[0-9]+(\.[0-9]+)?', 'N', 'g');
-  RETURN NEXT 'HINT:  ' || hint;
-END $$;
 ALTER SERVER om OPTIONS (ADD max_requests_per_minute '300', ADD rate_limit_wait '1');
 \! python3 test/opsmig_sim.py ctl latency 400
 -- One request first, so that the scan below starts with its digest nonce.
 SELECT count(*) FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001';
 \! python3 test/opsmig_sim.py ctl reset-counters
-SELECT * FROM pg_temp.masked($$SELECT count(*) FROM org_migration_links
+SELECT * FROM masked_error($$SELECT count(*) FROM org_migration_links
   WHERE org_id = ANY (ARRAY(SELECT '5e2211c17a3e5a48f5' || lpad(to_hex(i), 6, '0') FROM generate_series(1, 30) AS i))$$);
 \set nstatus `python3 test/opsmig_sim.py ctl counter status`
 SELECT :nstatus < 20 AS stopped_early;
@@ -102,25 +87,10 @@ SELECT rate_limit_waits, errors_429 FROM opsmig_fdw_stats WHERE server_name = 'o
 -- overflow the conversion to int64, which came out negative and let the
 -- request go at once as if the bucket were full.
 \c
-CREATE FUNCTION pg_temp.masked(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE
-  state text; msg text; detail text; hint text;
-BEGIN
-  EXECUTE sql;
-  RETURN NEXT 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-  RETURN NEXT 'SQLSTATE ' || state;
-  RETURN NEXT 'ERROR:  ' || msg;
-  RETURN NEXT 'DETAIL:  ' || regexp_replace(regexp_replace(detail,
-    '[0-9]+ organizations? (was|were)', 'N organizations were'), '[0-9]+(\.[0-9]+)?(e[-+][0-9]+)?', 'N', 'g');
-  RETURN NEXT 'HINT:  ' || hint;
-END $$;
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
 \! python3 test/opsmig_sim.py ctl fault http --on status --code 429 --times 1 --retry-after 0 --parameters '["api/public/v1.0/orgs", 0, 10, 1e-9, 100000000]'
 SET statement_timeout = '5s';
-SELECT * FROM pg_temp.masked($$SELECT status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001'$$);
+SELECT * FROM masked_error($$SELECT status FROM org_migration_links WHERE org_id = '5e2211c17a3e5a48f5000001'$$);
 RESET statement_timeout;
 \! python3 test/opsmig_sim.py ctl counts
 \! python3 test/opsmig_sim.py ctl reset --orgs 5
