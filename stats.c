@@ -135,6 +135,13 @@ opsmig_stats_columns(TupleDesc desc, const OpsmigStatsKey *keys, int nkeys,
 		Form_pg_attribute att = TupleDescAttr(desc, a);
 		int			s = a;
 
+		/* A row type altered since: a dropped column has no type to show. */
+		if (att->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("function %s returns a row type with a dropped column, which the loaded opsmig_fdw module cannot fill",
+							get_func_name(fn_oid)),
+					 errhint("Declare the function with the columns of opsmig_fdw_stats(), or run ALTER EXTENSION opsmig_fdw UPDATE.")));
 		if (by_name)
 		{
 			for (s = 0; s < nvalues; s++)

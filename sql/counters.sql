@@ -113,6 +113,16 @@ CREATE FUNCTION counters_old_key_type(OUT server_name text, OUT user_mapping tex
 RETURNS SETOF record AS 'opsmig_fdw', 'opsmig_fdw_stats' LANGUAGE C STRICT;
 SELECT * FROM counters_old_key_type();
 \echo :LAST_ERROR_SQLSTATE
+-- A row type with a dropped column: 55000, not XX000 (no type to name).
+DO $$ BEGIN
+  EXECUTE format('CREATE TYPE counters_row AS (%s)',
+                 replace(pg_get_function_arguments('opsmig_fdw_stats'::regproc), 'OUT ', ''));
+END $$;
+ALTER TYPE counters_row DROP ATTRIBUTE max_ms;
+CREATE FUNCTION counters_dropped() RETURNS SETOF counters_row
+  AS 'opsmig_fdw', 'opsmig_fdw_stats_1_3' LANGUAGE C STRICT;
+SELECT * FROM counters_dropped();
+\echo :LAST_ERROR_SQLSTATE
 \c
 SELECT * FROM counters_swapped();
 \echo :LAST_ERROR_SQLSTATE
@@ -120,6 +130,8 @@ DROP FUNCTION counters_swapped();
 DROP FUNCTION counters_wrong_type();
 DROP FUNCTION counters_key_type();
 DROP FUNCTION counters_old_key_type();
+DROP FUNCTION counters_dropped();
+DROP TYPE counters_row;
 
 DROP FUNCTION counters_explain(text, text);
 DROP FUNCTION counters_json_keys(text, text);
